@@ -1,0 +1,206 @@
+#include "module_major.h"
+
+#include <ATen/TensorOperators.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/arange.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/where.h>
+#include <ATen/ops/zeros.h>
+
+#include <vector>
+
+namespace cwrnn {
+namespace {
+
+using at::Tensor;
+
+void check_same(const Tensor& t, const char* name, const Tensor& input) {
+  TORCH_CHECK(t.scalar_type() == input.scalar_type(), name, " has dtype ", t.scalar_type(),
+              " but input has dtype ", input.scalar_type());
+  TORCH_CHECK(t.device() == input.device(), name, " is on ", t.device(), " but input is on ",
+              input.device());
+}
+
+// Every check whose failure would let a kernel touch memory it must not.
+void check_shapes(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
+                  const Tensor& weight_hh, const std::optional<Tensor>& bias,
+                  const std::optional<Tensor>& lengths) {
+  TORCH_CHECK(input.dim() == 3, "input must be 3-D (T, B, I), got ", input.sizes());
+  const int64_t T = input.size(0), B = input.size(1), I = input.size(2);
+  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(0) == weight_hh.size(1),
+              "weight_hh must be square (H, H), got ", weight_hh.sizes());
+  const int64_t H = weight_hh.size(0);
+  TORCH_CHECK(weight_ih.dim() == 2 && weight_ih.size(0) == H && weight_ih.size(1) == I,
+              "weight_ih must be (", H, ", ", I, "), got ", weight_ih.sizes());
+  TORCH_CHECK(hx.dim() == 2 && hx.size(0) == B && hx.size(1) == H, "hx must be (", B, ", ", H,
+              "), got ", hx.sizes());
+  check_same(hx, "hx", input);
+  check_same(weight_ih, "weight_ih", input);
+  check_same(weight_hh, "weight_hh", input);
+  if (bias) {
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == H, "bias must be (", H, "), got ", bias->sizes());
+    check_same(*bias, "bias", input);
+  }
+  if (lengths) {
+    TORCH_CHECK(lengths->dim() == 1 && lengths->size(0) == B, "lengths must be (", B, "), got ",
+                lengths->sizes());
+    TORCH_CHECK(lengths->scalar_type() == at::kLong, "lengths must be int64, got ",
+                lengths->scalar_type());
+    TORCH_CHECK(lengths->device() == input.device(), "lengths is on ", lengths->device(),
+                " but input is on ", input.device());
+    if (B > 0) {
+      TORCH_CHECK(lengths->min().item<int64_t>() >= 0 && lengths->max().item<int64_t>() <= T,
+                  "lengths must lie in [0, ", T, "]");
+    }
+  }
+}
+
+GroupTicks ticks_of(const PeriodGroup& g, int64_t steps, int64_t t0) {
+  const int64_t first = first_tick(t0, g.period);
+  return {g, first, tick_count(steps, first, g.period)};
+}
+
+// Steps first, first + period, ... (ticks of them) of a (T, ...) tensor: a strided view.
+Tensor at_ticks(const Tensor& t, const GroupTicks& g) {
+  return t.slice(0, g.first, g.first + (g.ticks - 1) * g.group.period + 1, g.group.period);
+}
+
+// Columns [c0, c1) of the state each tick reads, h_{s-1}: a (ticks * B, c1 - c0) matrix.
+Tensor states_before_ticks(const Tensor& out, const Tensor& h0, const GroupTicks& g, int64_t c0,
+                           int64_t c1) {
+  const int64_t B = out.size(1), P = g.group.period;
+  Tensor states = at::empty({g.ticks, B, c1 - c0}, out.options());
+  if (g.first == 0) {
+    states.select(0, 0).copy_(h0.narrow(1, c0, c1 - c0));
+    if (g.ticks > 1)
+      states.narrow(0, 1, g.ticks - 1)
+          .copy_(out.slice(0, P - 1, (g.ticks - 1) * P, P).narrow(2, c0, c1 - c0));
+  } else {
+    states.copy_(out.slice(0, g.first - 1, g.first + (g.ticks - 1) * P, P).narrow(2, c0, c1 - c0));
+  }
+  return states.view({g.ticks * B, c1 - c0});
+}
+
+// The inputs x_s at the group's ticks as a (ticks * B, I) matrix.
+Tensor inputs_at_ticks(const Tensor& x, const GroupTicks& g) {
+  return at_ticks(x, g).reshape({g.ticks * x.size(1), x.size(2)});
+}
+
+std::vector<GroupTicks> schedule(const Tensor& weight_hh, c10::IntArrayRef periods,
+                                 c10::IntArrayRef module_sizes, int64_t steps, int64_t t0) {
+  TORCH_CHECK(t0 >= 0, "t0 must be >= 0, got ", t0);
+  std::vector<GroupTicks> result;
+  for (const auto& g : make_period_groups(periods, module_sizes, weight_hh.size(0)))
+    result.push_back(ticks_of(g, steps, t0));
+  return result;
+}
+
+// (T, B): true where step s is inside sequence b.
+Tensor valid_steps_mask(const Tensor& lengths, int64_t steps) {
+  return at::arange(steps, lengths.options()).unsqueeze(1) < lengths.unsqueeze(0);  // (T, B)
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor> module_major_forward(
+    const Tensor& input, const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
+    const std::optional<Tensor>& bias, c10::IntArrayRef periods, c10::IntArrayRef module_sizes,
+    int64_t t0, bool relu, const std::optional<Tensor>& lengths, const RecurrenceBackend& backend) {
+  check_shapes(input, hx, weight_ih, weight_hh, bias, lengths);
+  const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
+  const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
+  const Tensor x = input.contiguous(), h0 = hx.contiguous();
+  Tensor out = at::empty({T, B, H}, input.options());
+  if (T == 0 || B == 0) return {out, h0.clone()};
+
+  for (auto g = groups.rbegin(); g != groups.rend(); ++g) {  // slowest first
+    const int64_t begin = g->group.begin, k = g->group.size();
+    const Tensor rows_ih = weight_ih.narrow(0, begin, k), rows_hh = weight_hh.narrow(0, begin, k);
+    Tensor pre;
+    if (g->ticks > 0) {
+      const Tensor xs = inputs_at_ticks(x, *g);
+      pre = bias ? at::addmm(bias->narrow(0, begin, k), xs, rows_ih.t()) : at::mm(xs, rows_ih.t());
+      if (g->group.end < H) {  // what the slower groups, already computed, send to this one
+        pre.addmm_(states_before_ticks(out, h0, *g, g->group.end, H),
+                   rows_hh.narrow(1, g->group.end, H - g->group.end).t());
+      }
+    } else {
+      pre = at::empty({0, B, k}, input.options());
+    }
+    const Tensor diag_t = rows_hh.narrow(1, begin, k).t().contiguous();
+    backend.forward(*g, pre.view({g->ticks, B, k}), h0, diag_t, out, relu);
+  }
+
+  if (!lengths) return {out, out.select(0, T - 1).clone()};
+  // Steps past a sequence's length change nothing (the kernel computed them, but causality means
+  // they do not affect earlier steps): its final state is the row at length - 1, its output 0.
+  const Tensor last_rows = (*lengths - 1).clamp_min(0) * B + at::arange(B, lengths->options());
+  Tensor h_n = out.view({T * B, H}).index_select(0, last_rows);
+  h_n = at::where((*lengths == 0).unsqueeze(1), h0, h_n);
+  out.masked_fill_(valid_steps_mask(*lengths, T).logical_not().unsqueeze(2), 0);
+  return {out, h_n};
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
+    const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& hx,
+    const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& output,
+    c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+    const std::optional<Tensor>& lengths, const RecurrenceBackend& backend) {
+  check_shapes(input, hx, weight_ih, weight_hh, std::nullopt, lengths);
+  const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
+  TORCH_CHECK(output.sizes() == at::IntArrayRef({T, B, H}), "output must be (T, B, H), got ",
+              output.sizes());
+  TORCH_CHECK(grad_output.sizes() == output.sizes(), "grad_output must be (T, B, H), got ",
+              grad_output.sizes());
+  TORCH_CHECK(grad_h_n.sizes() == hx.sizes(), "grad_h_n must be (B, H), got ", grad_h_n.sizes());
+  check_same(output, "output", input);
+  check_same(grad_output, "grad_output", input);
+  check_same(grad_h_n, "grad_h_n", input);
+  const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
+  const Tensor x = input.contiguous(), h0 = hx.contiguous(), out = output.contiguous();
+
+  // grad_state row s + 1: the gradient reaching the state after step s from outside the group
+  // that owns it (the output, h_n, and faster groups reading it); row 0 is hx.
+  Tensor grad_state = at::zeros({T + 1, B, H}, input.options());
+  if (lengths) {
+    grad_state.narrow(0, 1, T).copy_(
+        grad_output * valid_steps_mask(*lengths, T).unsqueeze(2).to(grad_output.scalar_type()));
+    // h_n of sequence b is the state after step length_b - 1: row length_b (row 0 is hx).
+    grad_state.view({(T + 1) * B, H})
+        .index_add_(0, *lengths * B + at::arange(B, lengths->options()), grad_h_n);
+  } else {
+    grad_state.narrow(0, 1, T).copy_(grad_output);
+    grad_state.select(0, T).add_(grad_h_n);
+  }
+
+  Tensor grad_x = at::zeros({T, B, I}, input.options());
+  Tensor grad_h0 = at::empty({B, H}, input.options());
+  Tensor grad_w_ih = at::zeros({H, I}, input.options());
+  Tensor grad_w_hh = at::zeros({H, H}, input.options());  // disallowed blocks stay exactly 0
+  Tensor grad_bias = at::zeros({H}, input.options());
+  if (B == 0) return {grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias};
+
+  for (const auto& g : groups) {  // fastest first
+    const int64_t begin = g.group.begin, k = g.group.size(), end = g.group.end;
+    const Tensor rows_ih = weight_ih.narrow(0, begin, k), rows_hh = weight_hh.narrow(0, begin, k);
+    Tensor delta = at::empty({g.ticks, B, k}, input.options());
+    backend.backward(g, out, grad_state, rows_hh.narrow(1, begin, k).contiguous(), delta, grad_h0,
+                     relu);
+    if (g.ticks == 0) continue;
+    const Tensor d = delta.view({g.ticks * B, k});
+    grad_w_ih.narrow(0, begin, k).copy_(at::mm(d.t(), inputs_at_ticks(x, g)));
+    grad_bias.narrow(0, begin, k).copy_(d.sum(0));
+    grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin)
+        .copy_(at::mm(d.t(), states_before_ticks(out, h0, g, begin, H)));
+    at_ticks(grad_x, g).add_(at::mm(d, rows_ih).view({g.ticks, B, I}));
+    if (end < H) {  // to the slower groups, at the state each tick read (row s of grad_state)
+      at_ticks(grad_state, g)
+          .narrow(2, end, H - end)
+          .add_(at::mm(d, rows_hh.narrow(1, end, H - end)).view({g.ticks, B, H - end}));
+    }
+  }
+  return {grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias};
+}
+
+}  // namespace cwrnn

@@ -1,0 +1,53 @@
+// The module-major schedule (DESIGN.md section 2), written once with ATen ops for every device.
+//
+// Forward walks period groups from slowest to fastest: the input term and the term from slower
+// groups (whose trajectories are already known) are one large GEMM per group over all its ticks;
+// only the group's own k x k recurrence is sequential, and a device backend runs it. Backward
+// walks fastest first, mirroring it: the backend's reverse recurrence yields the group's deltas,
+// then GEMMs give its weight gradients and the gradient it sends to slower groups.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+#include "schedule.h"
+
+namespace cwrnn {
+
+// Where one group ticks in this call.
+struct GroupTicks {
+  PeriodGroup group;
+  int64_t first;  // first step with a tick
+  int64_t ticks;  // number of ticks
+};
+
+// The sequential part, per device. Tensors are contiguous; shapes as in cpu/recurrence.h.
+class RecurrenceBackend {
+ public:
+  virtual ~RecurrenceBackend() = default;
+  // pre: (ticks, B, k); h0: (B, H); diag_t: W_ii^T (k, k); out: (T, B, H), group columns written.
+  virtual void forward(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
+                       const at::Tensor& diag_t, const at::Tensor& out, bool relu) const = 0;
+  // out: (T, B, H); grad_state: (T+1, B, H); diag: W_ii (k, k); delta: (ticks, B, k) written;
+  // grad_h0: (B, H), group columns written.
+  virtual void backward(const GroupTicks& g, const at::Tensor& out, const at::Tensor& grad_state,
+                        const at::Tensor& diag, const at::Tensor& delta, const at::Tensor& grad_h0,
+                        bool relu) const = 0;
+};
+
+std::tuple<at::Tensor, at::Tensor> module_major_forward(
+    const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
+    const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias, c10::IntArrayRef periods,
+    c10::IntArrayRef module_sizes, int64_t t0, bool relu, const std::optional<at::Tensor>& lengths,
+    const RecurrenceBackend& backend);
+
+// Returns (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> module_major_backward(
+    const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& input,
+    const at::Tensor& hx, const at::Tensor& weight_ih, const at::Tensor& weight_hh,
+    const at::Tensor& output, c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
+    bool relu, const std::optional<at::Tensor>& lengths, const RecurrenceBackend& backend);
+
+}  // namespace cwrnn

@@ -1,0 +1,24 @@
+// Operator schemas of cwrnn_ext and the (empty) Python module that loads them.
+// Device kernels register in cpu/ and cuda/; fake kernels and autograd are in cwrnn_ext/ops.py.
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// Importing cwrnn_ext._C runs the static registrations below; the module itself is empty.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(cwrnn_ext, m) {
+  // One Clockwork RNN layer, time-major. bias is bias_ih + bias_hh. Returns (output, h_n).
+  m.def(
+      "forward(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, Tensor? bias, "
+      "int[] periods, int[] module_sizes, int t0, bool relu, Tensor? lengths) -> (Tensor, Tensor)");
+  // Gradients of forward. Returns (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias).
+  m.def(
+      "backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor hx, Tensor weight_ih, "
+      "Tensor weight_hh, Tensor output, int[] periods, int[] module_sizes, int t0, bool relu, "
+      "Tensor? lengths) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+}

@@ -1,0 +1,12 @@
+"""cwrnn_ext: the Clockwork RNN (Koutnik et al., ICML 2014) with kernels that compute only the
+modules active at each step.
+"""
+from . import reference
+from .functional import clockwork_rnn
+from .layout import exponential_periods, split_evenly
+from .modules import ClockworkRNN, ClockworkRNNCell
+from .ops import cuda_kernels_available
+
+__all__ = ["ClockworkRNN", "ClockworkRNNCell", "clockwork_rnn", "reference",
+           "cuda_kernels_available", "exponential_periods", "split_evenly"]
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""Argument checks shared by the kernel entry point and the reference (SPEC section 3).
+
+Every misuse becomes a ValueError / TypeError that names the argument, before any kernel runs.
+"""
+from __future__ import annotations
+
+from typing import List, NamedTuple, Optional
+
+import torch
+
+from .layout import check_module_sizes, check_periods, split_evenly
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+class Arguments(NamedTuple):
+    periods: List[int]
+    module_sizes: List[int]
+    t0: int
+    nonlinearity: str
+    lengths: Optional[torch.Tensor]
+
+
+def _is_compiling() -> bool:
+    compiler = getattr(torch, "compiler", None)
+    return bool(compiler is not None and hasattr(compiler, "is_compiling") and compiler.is_compiling())
+
+
+def _check_tensor(value, name, ndim):
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    if value.dim() != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(value.shape)}")
+
+
+def check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
+                    t0, nonlinearity, lengths) -> Arguments:
+    _check_tensor(input, "input", 3)
+    if not input.is_floating_point():
+        raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
+    steps, batch, input_size = input.shape
+    _check_tensor(weight_hh, "weight_hh", 2)
+    hidden = weight_hh.shape[0]
+    if weight_hh.shape != (hidden, hidden):
+        raise ValueError(f"weight_hh must be square (H, H), got shape {tuple(weight_hh.shape)}")
+    _check_tensor(weight_ih, "weight_ih", 2)
+    if weight_ih.shape != (hidden, input_size):
+        raise ValueError(f"weight_ih must have shape (hidden_size, input_size) = {(hidden, input_size)} "
+                         f"(input has {input_size} features), got {tuple(weight_ih.shape)}")
+    named = [("weight_ih", weight_ih), ("weight_hh", weight_hh)]
+    for name, bias in (("bias_ih", bias_ih), ("bias_hh", bias_hh)):
+        if bias is not None:
+            _check_tensor(bias, name, 1)
+            if bias.shape[0] != hidden:
+                raise ValueError(f"{name} must have shape ({hidden},), got {tuple(bias.shape)}")
+            named.append((name, bias))
+    if hx is not None:
+        _check_tensor(hx, "hx", 2)
+        if hx.shape != (batch, hidden):
+            raise ValueError(f"hx must have shape (batch, hidden_size) = {(batch, hidden)}, "
+                             f"got {tuple(hx.shape)}")
+        named.append(("hx", hx))
+    for name, tensor in named:
+        if tensor.dtype != input.dtype:
+            raise TypeError(f"{name} has dtype {tensor.dtype} but input has dtype {input.dtype}; "
+                            f"all tensors must share one dtype")
+        if tensor.device != input.device:
+            raise ValueError(f"{name} is on {tensor.device} but input is on {input.device}; "
+                             f"all tensors must be on one device")
+
+    periods = check_periods(periods)
+    if module_sizes is None:
+        if hidden < len(periods):
+            raise ValueError(f"hidden_size={hidden} is smaller than the number of modules ({len(periods)})")
+        module_sizes = split_evenly(hidden, len(periods))
+    module_sizes = check_module_sizes(module_sizes, len(periods), hidden)
+
+    if isinstance(t0, torch.Tensor) and t0.numel() == 1 and not t0.is_floating_point():
+        t0 = int(t0.item())
+    if isinstance(t0, bool) or not isinstance(t0, int):
+        raise TypeError(f"t0 must be an int, got {type(t0).__name__}")
+    if t0 < 0:
+        raise ValueError(f"t0 must be >= 0, got {t0}")
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    lengths = check_lengths(lengths, steps, batch)
+    return Arguments(periods, module_sizes, t0, nonlinearity, lengths)
+
+
+def check_lengths(lengths, steps: int, batch: int) -> Optional[torch.Tensor]:
+    """lengths: None, or B integer lengths in [0, T] (a tensor on any device, or a sequence)."""
+    if lengths is None:
+        return None
+    if not isinstance(lengths, torch.Tensor):
+        try:
+            lengths = torch.as_tensor(list(lengths), dtype=torch.int64)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"lengths must be an integer tensor of shape (batch,), got {lengths!r}") from None
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
+    if lengths.dim() != 1 or lengths.shape[0] != batch:
+        raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}")
+    lengths = lengths.to(torch.int64)
+    if not _is_compiling() and batch > 0:
+        # Data-dependent, so skipped while tracing; the C++ kernels check it again.
+        low, high = int(lengths.min()), int(lengths.max())
+        if low < 0 or high > steps:
+            raise ValueError(f"lengths must lie in [0, {steps}] (the sequence length), "
+                             f"got values from {low} to {high}")
+    return lengths

@@ -1,0 +1,47 @@
+"""`clockwork_rnn`: one layer through the compiled kernel for the tensors' device."""
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from . import ops, reference
+from .arguments import check_arguments
+
+_warned = False
+
+
+def _warn_fallback_once(reason: str) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        warnings.warn(f"cwrnn_ext: {reason}; using the (slow) pure-PyTorch reference implementation",
+                      RuntimeWarning, stacklevel=3)
+
+
+def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
+                  module_sizes=None, t0=0, nonlinearity="tanh", lengths=None):
+    """One Clockwork RNN layer over time-major `input` (T, B, I).
+
+    Returns (output (T, B, H), h_n (B, H)). Semantics: SPEC.md section 1, `reference.py`.
+    """
+    args = check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
+                           module_sizes, t0, nonlinearity, lengths)
+    if not ops.kernel_supports(input.device, input.dtype):
+        if not ops.KERNELS_LOADED:
+            _warn_fallback_once(f"the compiled extension did not load ({ops.LOAD_ERROR})")
+        elif input.device.type == "cuda" and not ops.cuda_kernels_available():
+            _warn_fallback_once("the CUDA kernels were not compiled into this build")
+        else:
+            raise TypeError(f"input dtype {input.dtype} is not supported on {input.device.type} "
+                            f"(supported: {[str(d) for d in ops.KERNEL_DTYPES.get(input.device.type, ())]})")
+        return reference.clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, args.periods,
+                                       args.module_sizes, args.t0, args.nonlinearity, args.lengths)
+
+    steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
+    if hx is None:
+        hx = input.new_zeros(batch, hidden)
+    bias = bias_ih if bias_hh is None else (bias_hh if bias_ih is None else bias_ih + bias_hh)
+    lengths = None if args.lengths is None else args.lengths.to(input.device)
+    return torch.ops.cwrnn_ext.forward(input, hx, weight_ih, weight_hh, bias, args.periods,
+                                       args.module_sizes, args.t0, args.nonlinearity == "relu", lengths)

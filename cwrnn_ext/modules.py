@@ -1,0 +1,193 @@
+"""`ClockworkRNN` and `ClockworkRNNCell`: drop-in relatives of `nn.RNN` and `nn.RNNCell`."""
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from .arguments import NONLINEARITIES
+from .functional import clockwork_rnn
+from .layout import allowed_mask, resolve_layout
+
+
+def _check_int(value, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+class _ClockworkBase(nn.Module):
+    """Layout, parameters and their initialisation, shared by the layer and the cell."""
+
+    def _setup(self, input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias):
+        self.input_size = _check_int(input_size, "input_size", 0)
+        self.hidden_size = _check_int(hidden_size, "hidden_size", 1)
+        self.periods, self.module_sizes = resolve_layout(hidden_size, periods, num_modules, module_sizes)
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+        self.nonlinearity = nonlinearity
+        self.bias = bool(bias)
+
+    def _add_layer_parameters(self, suffix: str, input_size: int, factory) -> None:
+        hidden = self.hidden_size
+        self.register_parameter("weight_ih" + suffix, nn.Parameter(torch.empty(hidden, input_size, **factory)))
+        self.register_parameter("weight_hh" + suffix, nn.Parameter(torch.empty(hidden, hidden, **factory)))
+        if self.bias:
+            self.register_parameter("bias_ih" + suffix, nn.Parameter(torch.empty(hidden, **factory)))
+            self.register_parameter("bias_hh" + suffix, nn.Parameter(torch.empty(hidden, **factory)))
+
+    @property
+    def num_modules(self) -> int:
+        return len(self.periods)
+
+    def reset_parameters(self) -> None:
+        """As nn.RNN: uniform in +-1/sqrt(H); then the disallowed blocks of weight_hh are zeroed."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        with torch.no_grad():
+            for name, weight in self.named_parameters():
+                weight.uniform_(-bound, bound)
+                if name.startswith("weight_hh"):
+                    weight.masked_fill_(~allowed_mask(self.periods, self.module_sizes, weight.device), 0)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}, periods={self.periods}, module_sizes={self.module_sizes}"
+        if self.nonlinearity != "tanh":
+            text += f", nonlinearity={self.nonlinearity!r}"
+        if not self.bias:
+            text += ", bias=False"
+        return text
+
+
+class ClockworkRNN(_ClockworkBase):
+    """A (multi-layer) Clockwork RNN. Parameters and calling convention follow `nn.RNN`.
+
+    forward(input, hx=None, t0=0, lengths=None) -> (output, h_n); see SPEC.md section 2.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, periods: Optional[Sequence[int]] = None,
+                 num_modules: Optional[int] = None, module_sizes: Optional[Sequence[int]] = None,
+                 num_layers: int = 1, nonlinearity: str = "tanh", bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, device=None, dtype=None):
+        super().__init__()
+        self._setup(input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias)
+        self.num_layers = _check_int(num_layers, "num_layers", 1)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        self.dropout = float(dropout)
+        self.batch_first = bool(batch_first)
+        factory = {"device": device, "dtype": dtype}
+        for layer in range(self.num_layers):
+            self._add_layer_parameters(f"_l{layer}", input_size if layer == 0 else hidden_size, factory)
+        self.reset_parameters()
+
+    def _layer_parameters(self, layer: int):
+        get = lambda name: getattr(self, f"{name}_l{layer}", None)  # noqa: E731
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
+
+    def forward(self, input, hx=None, t0: int = 0, lengths=None):
+        packed = isinstance(input, PackedSequence)
+        if packed:
+            if lengths is not None:
+                raise ValueError("lengths must be None when input is a PackedSequence (it has its own)")
+            packed_input = input
+            input, lengths = pad_packed_sequence(packed_input)  # (T, B, I), original batch order
+        elif not isinstance(input, torch.Tensor):
+            raise TypeError(f"input must be a Tensor or PackedSequence, got {type(input).__name__}")
+        elif input.dim() not in (2, 3):
+            raise ValueError(f"input must be 2-D (T, I) unbatched or 3-D batched, got shape {tuple(input.shape)}")
+
+        unbatched = not packed and input.dim() == 2
+        if unbatched:
+            if lengths is not None:
+                raise ValueError("lengths is only meaningful for batched input")
+            input = input.unsqueeze(1)
+        elif self.batch_first and not packed:
+            input = input.transpose(0, 1)
+        if input.shape[-1] != self.input_size:
+            raise ValueError(f"input has {input.shape[-1]} features, expected input_size={self.input_size}")
+        hx = self._check_hx(hx, input, unbatched)
+
+        layer_input, finals = input, []
+        for layer in range(self.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = self._layer_parameters(layer)
+            output, h_n = clockwork_rnn(layer_input, None if hx is None else hx[layer], weight_ih, weight_hh,
+                                        bias_ih, bias_hh, self.periods, self.module_sizes, t0,
+                                        self.nonlinearity, lengths)
+            finals.append(h_n)
+            layer_input = output
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                layer_input = nn.functional.dropout(output, self.dropout, training=True)
+        h_n = torch.stack(finals)
+
+        if packed:
+            return self._repack(output, packed_input), h_n
+        if unbatched:
+            return output.squeeze(1), h_n.squeeze(1)
+        if self.batch_first:
+            output = output.transpose(0, 1)
+        return output, h_n
+
+    def _check_hx(self, hx, input, unbatched):
+        if hx is None:
+            return None
+        if not isinstance(hx, torch.Tensor):
+            raise TypeError(f"hx must be a Tensor, got {type(hx).__name__}")
+        expected = (self.num_layers, self.hidden_size) if unbatched else (self.num_layers, input.shape[1], self.hidden_size)
+        if tuple(hx.shape) != expected:
+            raise ValueError(f"hx must have shape {expected} (num_layers, {'' if unbatched else 'batch, '}hidden_size), "
+                             f"got {tuple(hx.shape)}")
+        return hx.unsqueeze(1) if unbatched else hx
+
+    @staticmethod
+    def _repack(output, like: PackedSequence) -> PackedSequence:
+        """Pack `output` (T, B, H, original order) exactly as `like` was packed."""
+        order = like.sorted_indices
+        lengths_sorted = pad_packed_sequence(like)[1]
+        if order is not None:
+            output = output.index_select(1, order.to(output.device))
+            lengths_sorted = lengths_sorted[order.cpu()]
+        data = pack_padded_sequence(output, lengths_sorted, enforce_sorted=True).data
+        return PackedSequence(data, like.batch_sizes, like.sorted_indices, like.unsorted_indices)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self.num_layers != 1:
+            text += f", num_layers={self.num_layers}"
+        if self.batch_first:
+            text += ", batch_first=True"
+        if self.dropout:
+            text += f", dropout={self.dropout}"
+        return text
+
+
+class ClockworkRNNCell(_ClockworkBase):
+    """One Clockwork RNN step at clock value `t`: forward(input, hx=None, t=0) -> h_next."""
+
+    def __init__(self, input_size: int, hidden_size: int, periods: Optional[Sequence[int]] = None,
+                 num_modules: Optional[int] = None, module_sizes: Optional[Sequence[int]] = None,
+                 bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None):
+        super().__init__()
+        self._setup(input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias)
+        self._add_layer_parameters("", input_size, {"device": device, "dtype": dtype})
+        self.reset_parameters()
+
+    def forward(self, input, hx=None, t: int = 0):
+        if not isinstance(input, torch.Tensor):
+            raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
+        if input.dim() not in (1, 2):
+            raise ValueError(f"input must be 1-D (I,) or 2-D (B, I), got shape {tuple(input.shape)}")
+        unbatched = input.dim() == 1
+        batch = input.unsqueeze(0) if unbatched else input
+        if hx is not None:
+            if not isinstance(hx, torch.Tensor):
+                raise TypeError(f"hx must be a Tensor, got {type(hx).__name__}")
+            if hx.dim() != input.dim():
+                raise ValueError(f"hx must be {input.dim()}-D like input, got shape {tuple(hx.shape)}")
+            hx = hx.unsqueeze(0) if unbatched else hx
+        _, h_next = clockwork_rnn(batch.unsqueeze(0), hx, self.weight_ih, self.weight_hh,
+                                  getattr(self, "bias_ih", None), getattr(self, "bias_hh", None),
+                                  self.periods, self.module_sizes, t, self.nonlinearity)
+        return h_next.squeeze(0) if unbatched else h_next

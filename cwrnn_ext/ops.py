@@ -1,0 +1,73 @@
+"""Loads the compiled kernels and teaches PyTorch about them: fake (meta) kernels for tracing
+and torch.compile, and autograd through the registered backward op.
+
+If the extension did not build or does not load, `KERNELS_LOADED` is False and callers fall back
+to the reference implementation (with one warning, see functional.py).
+"""
+from __future__ import annotations
+
+import torch
+
+try:
+    from . import _C  # noqa: F401  (importing registers torch.ops.cwrnn_ext.*)
+
+    KERNELS_LOADED = True
+    LOAD_ERROR = None
+except ImportError as error:  # pragma: no cover - exercised only on broken installs
+    KERNELS_LOADED = False
+    LOAD_ERROR = error
+
+KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
+
+
+def cuda_kernels_available() -> bool:
+    """True if the CUDA kernels were compiled into the extension."""
+    return KERNELS_LOADED and torch._C._dispatch_has_kernel_for_dispatch_key("cwrnn_ext::forward", "CUDA")
+
+
+def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
+    if not KERNELS_LOADED:
+        return False
+    if device.type == "cuda" and not cuda_kernels_available():
+        return False
+    return dtype in KERNEL_DTYPES.get(device.type, ())
+
+
+if KERNELS_LOADED:
+
+    @torch.library.register_fake("cwrnn_ext::forward")
+    def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths):
+        steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
+        return input.new_empty(steps, batch, hidden), hx.new_empty(batch, hidden)
+
+    @torch.library.register_fake("cwrnn_ext::backward")
+    def _backward_fake(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, periods,
+                       module_sizes, t0, relu, lengths):
+        return (torch.empty_like(input, memory_format=torch.contiguous_format),
+                torch.empty_like(hx, memory_format=torch.contiguous_format),
+                torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
+                torch.empty_like(weight_hh, memory_format=torch.contiguous_format),
+                weight_hh.new_empty(weight_hh.shape[0]))
+
+    def _setup_context(ctx, inputs, output):
+        input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths = inputs
+        ctx.save_for_backward(input, hx, weight_ih, weight_hh, output[0], lengths)
+        ctx.schedule = (periods, module_sizes, t0, relu)
+        ctx.has_bias = bias is not None
+
+    def _backward(ctx, grad_output, grad_h_n):
+        input, hx, weight_ih, weight_hh, output, lengths = ctx.saved_tensors
+        if grad_output is None:
+            grad_output = torch.zeros_like(output)
+        if grad_h_n is None:
+            grad_h_n = torch.zeros_like(hx)
+        grads = torch.ops.cwrnn_ext.backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
+                                             output, *ctx.schedule, lengths)
+        grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias = grads
+        return (grad_input, grad_hx, grad_weight_ih, grad_weight_hh,
+                grad_bias if ctx.has_bias else None, None, None, None, None, None)
+
+    torch.library.register_autograd("cwrnn_ext::forward", _backward, setup_context=_setup_context)
