@@ -66,20 +66,43 @@ Tensor at_ticks(const Tensor& t, const GroupTicks& g) {
   return t.slice(0, g.first, g.first + (g.ticks - 1) * g.group.period + 1, g.group.period);
 }
 
-// Columns [c0, c1) of the state each tick reads, h_{s-1}: a (ticks * B, c1 - c0) matrix.
-Tensor states_before_ticks(const Tensor& out, const Tensor& h0, const GroupTicks& g, int64_t c0,
-                           int64_t c1) {
-  const int64_t B = out.size(1), P = g.group.period;
-  Tensor states = at::empty({g.ticks, B, c1 - c0}, out.options());
-  if (g.first == 0) {
-    states.select(0, 0).copy_(h0.narrow(1, c0, c1 - c0));
+// A block of rows of a (ticks * B, n) matrix, starting at row `row`.
+struct RowBlock {
+  int64_t row;
+  Tensor matrix;
+};
+
+// Columns [c0, c1) of the states h_{s-1} the group's ticks read, as row blocks of a
+// (ticks * B, c1 - c0) matrix. A period-1 group reads hx and then consecutive rows of `out`, a
+// strided view that the GEMMs take as it is; other groups' rows are gathered into a copy.
+std::vector<RowBlock> states_before_ticks(const Tensor& out, const Tensor& h0, const GroupTicks& g,
+                                          int64_t c0, int64_t c1) {
+  const int64_t B = out.size(1), H = out.size(2), P = g.group.period, n = c1 - c0;
+  if (P == 1) {  // then first == 0: tick 0 reads hx, tick s > 0 reads out[s - 1]
+    std::vector<RowBlock> blocks{{0, h0.narrow(1, c0, n)}};
     if (g.ticks > 1)
-      states.narrow(0, 1, g.ticks - 1)
-          .copy_(out.slice(0, P - 1, (g.ticks - 1) * P, P).narrow(2, c0, c1 - c0));
-  } else {
-    states.copy_(out.slice(0, g.first - 1, g.first + (g.ticks - 1) * P, P).narrow(2, c0, c1 - c0));
+      blocks.push_back({B, out.narrow(0, 0, g.ticks - 1).view({(g.ticks - 1) * B, H}).narrow(1, c0, n)});
+    return blocks;
   }
-  return states.view({g.ticks * B, c1 - c0});
+  Tensor states = at::empty({g.ticks, B, n}, out.options());
+  if (g.first == 0) {
+    states.select(0, 0).copy_(h0.narrow(1, c0, n));
+    if (g.ticks > 1)
+      states.narrow(0, 1, g.ticks - 1).copy_(out.slice(0, P - 1, (g.ticks - 1) * P, P).narrow(2, c0, n));
+  } else {
+    states.copy_(out.slice(0, g.first - 1, g.first + (g.ticks - 1) * P, P).narrow(2, c0, n));
+  }
+  return {{0, states.view({g.ticks * B, n})}};
+}
+
+// dst (ticks, B, n) += (a @ b) viewed as (ticks, B, n); straight into dst when its rows are
+// evenly strided (period 1), through a temporary otherwise.
+void add_product(const Tensor& dst, const Tensor& a, const Tensor& b) {
+  if (dst.stride(0) == dst.size(1) * dst.stride(1)) {
+    dst.view({dst.size(0) * dst.size(1), dst.size(2)}).addmm_(a, b);
+  } else {
+    dst.add_(at::mm(a, b).view(dst.sizes()));
+  }
 }
 
 // The inputs x_s at the group's ticks as a (ticks * B, I) matrix.
@@ -122,8 +145,9 @@ std::tuple<Tensor, Tensor> module_major_forward(
       const Tensor xs = inputs_at_ticks(x, *g);
       pre = bias ? at::addmm(bias->narrow(0, begin, k), xs, rows_ih.t()) : at::mm(xs, rows_ih.t());
       if (g->group.end < H) {  // what the slower groups, already computed, send to this one
-        pre.addmm_(states_before_ticks(out, h0, *g, g->group.end, H),
-                   rows_hh.narrow(1, g->group.end, H - g->group.end).t());
+        const Tensor w = rows_hh.narrow(1, g->group.end, H - g->group.end).t();
+        for (const auto& block : states_before_ticks(out, h0, *g, g->group.end, H))
+          pre.narrow(0, block.row, block.matrix.size(0)).addmm_(block.matrix, w);
       }
     } else {
       pre = at::empty({0, B, k}, input.options());
@@ -191,14 +215,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
     const Tensor d = delta.view({g.ticks * B, k});
     grad_w_ih.narrow(0, begin, k).copy_(at::mm(d.t(), inputs_at_ticks(x, g)));
     grad_bias.narrow(0, begin, k).copy_(d.sum(0));
-    grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin)
-        .copy_(at::mm(d.t(), states_before_ticks(out, h0, g, begin, H)));
-    at_ticks(grad_x, g).add_(at::mm(d, rows_ih).view({g.ticks, B, I}));
-    if (end < H) {  // to the slower groups, at the state each tick read (row s of grad_state)
-      at_ticks(grad_state, g)
-          .narrow(2, end, H - end)
-          .add_(at::mm(d, rows_hh.narrow(1, end, H - end)).view({g.ticks, B, H - end}));
-    }
+    Tensor grad_w_allowed = grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin);
+    for (const auto& block : states_before_ticks(out, h0, g, begin, H))
+      grad_w_allowed.addmm_(d.narrow(0, block.row, block.matrix.size(0)).t(), block.matrix);
+    add_product(at_ticks(grad_x, g), d, rows_ih);
+    if (end < H)  // to the slower groups, at the state each tick read (row s of grad_state)
+      add_product(at_ticks(grad_state, g).narrow(2, end, H - end), d, rows_hh.narrow(1, end, H - end));
   }
   return {grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias};
 }

@@ -20,17 +20,49 @@ namespace {
 
 constexpr int64_t kRowTile = 4;  // batch rows sharing each load of the diagonal block
 
-// acc[r][:] += sum_j x[r][j] * m[j][:] for the rows r of a tile; m is (k x k) row-major.
+// Columns per register block: 128 bytes of accumulators per row (two AVX-512 or four AVX2
+// registers), enough independent FMA chains to hide their latency.
+template <typename T>
+constexpr int64_t kColBlock = 128 / sizeof(T);
+
+// acc[r][c0:c0+C] += sum_j x[r][j] * m[j][c0:c0+C] for R rows, accumulators held in registers
+// for the whole j loop (the GEMM micro-kernel shape: one load of m feeds R FMAs).
+template <typename T, int R, int C>
+__attribute__((always_inline)) inline void accumulate_block(const T* __restrict m, int64_t k,
+                                                             const T* const* x, T* const* acc,
+                                                             int64_t c0) {
+  T sum[R][C];
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) sum[r][c] = acc[r][c0 + c];
+  for (int64_t j = 0; j < k; ++j) {
+    const T* __restrict mj = m + j * k + c0;
+    for (int r = 0; r < R; ++r) {
+      const T xj = x[r][j];
+      for (int c = 0; c < C; ++c) sum[r][c] += xj * mj[c];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int c = 0; c < C; ++c) acc[r][c0 + c] = sum[r][c];
+}
+
+// acc[r][:] += sum_j x[r][j] * m[j][:] for R rows; m is (k x k) row-major.
+template <typename T, int R>
+__attribute__((always_inline)) inline void accumulate_tile(const T* m, int64_t k, const T* const* x,
+                                                            T* const* acc) {
+  constexpr int64_t C = kColBlock<T>;
+  int64_t c0 = 0;
+  for (; c0 + C <= k; c0 += C) accumulate_block<T, R, C>(m, k, x, acc, c0);
+  for (; c0 < k; ++c0) accumulate_block<T, R, 1>(m, k, x, acc, c0);  // the ragged edge
+}
+
 template <typename T>
 __attribute__((always_inline)) inline void accumulate_rows(const T* m, int64_t k, const T* const* x,
                                                             T* const* acc, int64_t rows) {
-  for (int64_t j = 0; j < k; ++j) {
-    const T* mj = m + j * k;
-    for (int64_t r = 0; r < rows; ++r) {
-      const T xj = x[r][j];
-      T* a = acc[r];
-      for (int64_t c = 0; c < k; ++c) a[c] += xj * mj[c];
-    }
+  switch (rows) {
+    case 4: accumulate_tile<T, 4>(m, k, x, acc); break;
+    case 3: accumulate_tile<T, 3>(m, k, x, acc); break;
+    case 2: accumulate_tile<T, 2>(m, k, x, acc); break;
+    default: accumulate_tile<T, 1>(m, k, x, acc); break;
   }
 }
 
