@@ -41,6 +41,8 @@ def _extension():
             extra_link_args=["-fopenmp"],
             py_limited_api=True,
         )
+    if os.environ.get("CWRNN_REQUIRE_CUDA_BUILD", "0") == "1":
+        sys.exit("cwrnn_ext: CWRNN_REQUIRE_CUDA_BUILD=1 but no CUDA torch or nvcc was found")
     print("cwrnn_ext: building CPU kernels only (no CUDA torch or nvcc found)", file=sys.stderr)
     return cpp_extension.CppExtension(
         "cwrnn_ext._C",
