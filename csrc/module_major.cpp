@@ -8,6 +8,7 @@
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 
+#include <algorithm>
 #include <vector>
 
 namespace cwrnn {
@@ -58,7 +59,11 @@ void check_shapes(const Tensor& input, const Tensor& hx, const Tensor& weight_ih
 
 GroupTicks ticks_of(const PeriodGroup& g, int64_t steps, int64_t t0) {
   const int64_t first = first_tick(t0, g.period);
-  return {g, first, tick_count(steps, first, g.period)};
+  GroupTicks result{g, first, tick_count(steps, first, g.period)};
+  // A period longer than the sequence ticks at most once: cap it so that strides and hold
+  // ranges computed from it cannot overflow (the ticks themselves are already fixed above).
+  result.group.period = std::min(g.period, std::max<int64_t>(steps, 1));
+  return result;
 }
 
 // Steps first, first + period, ... (ticks of them) of a (T, ...) tensor: a strided view.

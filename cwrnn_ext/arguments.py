@@ -33,6 +33,20 @@ def _check_tensor(value, name, ndim):
         raise ValueError(f"{name} must be {ndim}-D, got shape {tuple(value.shape)}")
 
 
+INT64_MAX = 2 ** 63 - 1
+
+
+def check_clock(value, name: str = "t0") -> int:
+    """A clock value: an int in [0, 2**63)."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
+        value = int(value.item())
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if not 0 <= value <= INT64_MAX:
+        raise ValueError(f"{name} must be in [0, 2**63 - 1], got {value}")
+    return value
+
+
 def check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
                     t0, nonlinearity, lengths) -> Arguments:
     _check_tensor(input, "input", 3)
@@ -75,12 +89,7 @@ def check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, 
         module_sizes = split_evenly(hidden, len(periods))
     module_sizes = check_module_sizes(module_sizes, len(periods), hidden)
 
-    if isinstance(t0, torch.Tensor) and t0.numel() == 1 and not t0.is_floating_point():
-        t0 = int(t0.item())
-    if isinstance(t0, bool) or not isinstance(t0, int):
-        raise TypeError(f"t0 must be an int, got {type(t0).__name__}")
-    if t0 < 0:
-        raise ValueError(f"t0 must be >= 0, got {t0}")
+    t0 = check_clock(t0)
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
     lengths = check_lengths(lengths, steps, batch)
@@ -93,9 +102,12 @@ def check_lengths(lengths, steps: int, batch: int) -> Optional[torch.Tensor]:
         return None
     if not isinstance(lengths, torch.Tensor):
         try:
-            lengths = torch.as_tensor(list(lengths), dtype=torch.int64)
-        except (TypeError, ValueError, RuntimeError):
+            values = list(lengths)
+        except TypeError:
             raise TypeError(f"lengths must be an integer tensor of shape (batch,), got {lengths!r}") from None
+        if any(isinstance(v, bool) or not hasattr(v, "__index__") for v in values):
+            raise TypeError(f"lengths must hold ints, got {values!r}")
+        lengths = torch.tensor([int(v.__index__()) for v in values], dtype=torch.int64)
     if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
     if lengths.dim() != 1 or lengths.shape[0] != batch:

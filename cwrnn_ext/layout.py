@@ -51,8 +51,8 @@ def check_periods(periods: Sequence[int]) -> List[int]:
         raise TypeError(f"periods must be a sequence of ints, got {periods!r}") from None
     if len(periods) == 0:
         raise ValueError("periods must name at least one module")
-    if any(p <= 0 for p in periods):
-        raise ValueError(f"periods must be positive ints, got {periods}")
+    if any(not 0 < p < 2 ** 63 for p in periods):
+        raise ValueError(f"periods must be positive ints below 2**63, got {periods}")
     if any(a > b for a, b in zip(periods, periods[1:])):
         raise ValueError(f"periods must be sorted non-decreasing (fastest first), got {periods}")
     return periods

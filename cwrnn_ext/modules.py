@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .arguments import NONLINEARITIES
+from .arguments import NONLINEARITIES, check_clock
 from .functional import clockwork_rnn
 from .layout import allowed_mask, resolve_layout
 
@@ -179,6 +179,7 @@ class ClockworkRNNCell(_ClockworkBase):
             raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
         if input.dim() not in (1, 2):
             raise ValueError(f"input must be 1-D (I,) or 2-D (B, I), got shape {tuple(input.shape)}")
+        t = check_clock(t, "t")
         unbatched = input.dim() == 1
         batch = input.unsqueeze(0) if unbatched else input
         if hx is not None:

@@ -71,3 +71,14 @@ if KERNELS_LOADED:
                 grad_bias if ctx.has_bias else None, None, None, None, None, None)
 
     torch.library.register_autograd("cwrnn_ext::forward", _backward, setup_context=_setup_context)
+
+    def _refuse_double_backward(ctx, *grads):
+        raise RuntimeError(
+            "cwrnn_ext: differentiating the Clockwork RNN kernel twice (double backward, e.g. a "
+            "gradient penalty built with create_graph=True) is not supported; use "
+            "cwrnn_ext.reference.clockwork_rnn for higher-order gradients")
+
+    # Without this, autograd would treat the backward op as constant and silently return wrong
+    # second derivatives; refusing loudly is the honest answer until double backward exists.
+    torch.library.register_autograd("cwrnn_ext::backward", _refuse_double_backward,
+                                    setup_context=lambda ctx, inputs, output: None)
