@@ -5,6 +5,7 @@
 #include <ATen/ops/arange.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
+#include <ATen/ops/mul.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 
@@ -191,10 +192,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
 
   // grad_state row s + 1: the gradient reaching the state after step s from outside the group
   // that owns it (the output, h_n, and faster groups reading it); row 0 is hx.
-  Tensor grad_state = at::zeros({T + 1, B, H}, input.options());
+  Tensor grad_state = at::empty({T + 1, B, H}, input.options());
+  grad_state.select(0, 0).zero_();
   if (lengths) {
-    grad_state.narrow(0, 1, T).copy_(
-        grad_output * valid_steps_mask(*lengths, T).unsqueeze(2).to(grad_output.scalar_type()));
+    Tensor rows = grad_state.narrow(0, 1, T);
+    at::mul_out(rows, grad_output,
+                valid_steps_mask(*lengths, T).unsqueeze(2).to(grad_output.scalar_type()));
     // h_n of sequence b is the state after step length_b - 1: row length_b (row 0 is hx).
     grad_state.view({(T + 1) * B, H})
         .index_add_(0, *lengths * B + at::arange(B, lengths->options()), grad_h_n);
