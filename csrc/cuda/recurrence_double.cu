@@ -1,6 +1,6 @@
 // float64 instantiations of the recurrence kernels (one file per dtype, so that nvcc compiles
 // them in parallel).
-#include "recurrence_kernels.cuh"
+#include "recurrence_launch.cuh"
 
 namespace cwrnn {
 namespace cuda {

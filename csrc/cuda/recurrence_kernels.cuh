@@ -12,18 +12,17 @@
 // (L2/L1-cached; every block reads all of it every tick). Stores into the (T, B, H) tensors are
 // contiguous over the units of a row, so a warp's stores coalesce.
 //
-// Included by one .cu file per dtype (recurrence_<dtype>.cu) so nvcc compiles them in parallel.
+// Only kernels here, no CUDA runtime calls (recurrence_launch.cuh launches them), so that
+// tests/cuda_emulation can run this very source on the CPU.
 #pragma once
 
-#include <c10/cuda/CUDAException.h>
-#include <c10/util/Exception.h>
-#include <cuda_runtime.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
-#include <algorithm>
-#include <climits>
 #include <cstdint>
 
-#include "recurrence_cuda.h"
+#include "../cpu/recurrence.h"
+#include "launch_shape.h"
 
 namespace cwrnn {
 namespace cuda {
@@ -38,8 +37,6 @@ template <>
 struct AccType<double> {
   using type = double;
 };
-
-constexpr int kMaxThreads = 512;  // per block; also the widest column span (cols)
 
 __device__ __forceinline__ float tanh_of(float x) { return tanhf(x); }  // libdevice, <= 2 ulp
 __device__ __forceinline__ double tanh_of(double x) { return tanh(x); }
@@ -278,107 +275,6 @@ __global__ void __launch_bounds__(kMaxThreads, 1)
           p.grad_h0[row[q] * H + p.begin + c] = static_cast<scalar_t>(gather<acc_t>(p, 0, T + 1, row[q], c));
       }
     }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Launch shape. Untuned first guess (no GPU was available when this was written): one block per
-// SM when the batch allows, single rows per thread unless the batch is large (register tiles of
-// 4 rows cut shared/global reads of W_ii per FMA by 4 but lengthen each tick's critical path).
-struct LaunchShape {
-  int cols = 1;           // threads across output units
-  int row_groups = 1;     // threads across rows; block = cols * row_groups threads
-  int rows_per_thread = 1;  // kRows: 1 or 4
-  bool resident = false;  // W_ii in shared memory
-  size_t shared_bytes = 0;
-  int64_t blocks = 0;
-  int rows() const { return row_groups * rows_per_thread; }
-};
-
-inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-inline LaunchShape choose_shape(int64_t k, int64_t batch, size_t scalar_bytes, size_t acc_bytes) {
-  int device = 0, sms = 0, shared_limit = 0;
-  C10_CUDA_CHECK(cudaGetDevice(&device));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  C10_CUDA_CHECK(
-      cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  const auto limit = static_cast<size_t>(shared_limit);
-  const auto state_bytes = [&](int64_t rows) { return static_cast<size_t>(2 * rows * k) * acc_bytes; };
-  const size_t w_bytes = static_cast<size_t>(k) * static_cast<size_t>(k) * scalar_bytes;
-
-  LaunchShape shape;
-  shape.cols = static_cast<int>(k <= 32 ? k : std::min<int64_t>(ceil_div(k, 32) * 32, kMaxThreads));
-  const int max_groups = std::max(1, kMaxThreads / shape.cols);
-  const bool w_fits = k <= 46340 && w_bytes + state_bytes(1) <= limit;  // k * k fits an int too
-  // Without a resident W_ii every block streams it from L2 each tick: more rows per block, fewer
-  // blocks, less traffic.
-  shape.rows_per_thread = (batch >= 8 * static_cast<int64_t>(sms) || !w_fits) ? 4 : 1;
-  shape.row_groups = static_cast<int>(
-      std::min<int64_t>(std::max<int64_t>(ceil_div(batch, int64_t(sms) * shape.rows_per_thread), 1), max_groups));
-
-  if (w_fits && w_bytes + state_bytes(shape.rows()) <= limit) {
-    shape.resident = true;
-  } else if (w_fits) {
-    // Fewer rows per block keep W_ii resident, if the batch still fits in one wave of blocks.
-    const int64_t groups = std::min<int64_t>(static_cast<int64_t>((limit - w_bytes) / state_bytes(1)), max_groups);
-    if (ceil_div(batch, groups) <= sms) {
-      shape.rows_per_thread = 1;
-      shape.row_groups = static_cast<int>(groups);
-      shape.resident = true;
-    }
-  }
-  if (!shape.resident) {
-    while (state_bytes(shape.rows()) > limit && shape.rows() > 1) {
-      if (shape.row_groups > 1) shape.row_groups = (shape.row_groups + 1) / 2;
-      else shape.rows_per_thread = 1;
-    }
-    TORCH_CHECK(state_bytes(shape.rows()) <= limit, "cwrnn_ext CUDA kernel: a period group of ", k,
-                " units needs ", state_bytes(1), " bytes of shared memory per batch row, more than the ",
-                limit, " this GPU gives a block; use fewer units per period (or the CPU kernel)");
-  }
-  shape.shared_bytes = state_bytes(shape.rows()) + (shape.resident ? w_bytes : 0);
-  shape.blocks = ceil_div(batch, shape.rows());
-  TORCH_CHECK(shape.blocks <= INT_MAX, "cwrnn_ext CUDA kernel: batch too large (", batch, ")");
-  return shape;
-}
-
-template <typename Kernel, typename Params>
-void launch(Kernel kernel, const LaunchShape& shape, const Params& p, cudaStream_t stream) {
-  if (shape.shared_bytes > 48 * 1024) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(shape.shared_bytes)));
-  }
-  kernel<<<static_cast<unsigned>(shape.blocks), shape.cols * shape.row_groups, shape.shared_bytes,
-           stream>>>(p, shape.cols, shape.row_groups);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-template <typename scalar_t>
-void forward(const ForwardRecurrence<scalar_t>& p, cudaStream_t stream) {
-  if (p.batch == 0 || p.size == 0 || p.steps == 0) return;
-  using acc_t = typename AccType<scalar_t>::type;
-  const LaunchShape shape = choose_shape(p.size, p.batch, sizeof(scalar_t), sizeof(acc_t));
-  if (shape.rows_per_thread == 4) {
-    if (shape.resident) launch(forward_recurrence_kernel<scalar_t, 4, true>, shape, p, stream);
-    else launch(forward_recurrence_kernel<scalar_t, 4, false>, shape, p, stream);
-  } else {
-    if (shape.resident) launch(forward_recurrence_kernel<scalar_t, 1, true>, shape, p, stream);
-    else launch(forward_recurrence_kernel<scalar_t, 1, false>, shape, p, stream);
-  }
-}
-
-template <typename scalar_t>
-void backward(const BackwardRecurrence<scalar_t>& p, cudaStream_t stream) {
-  if (p.batch == 0 || p.size == 0) return;  // steps == 0 still writes grad_h0 (row 0)
-  using acc_t = typename AccType<scalar_t>::type;
-  const LaunchShape shape = choose_shape(p.size, p.batch, sizeof(scalar_t), sizeof(acc_t));
-  if (shape.rows_per_thread == 4) {
-    if (shape.resident) launch(backward_recurrence_kernel<scalar_t, 4, true>, shape, p, stream);
-    else launch(backward_recurrence_kernel<scalar_t, 4, false>, shape, p, stream);
-  } else {
-    if (shape.resident) launch(backward_recurrence_kernel<scalar_t, 1, true>, shape, p, stream);
-    else launch(backward_recurrence_kernel<scalar_t, 1, false>, shape, p, stream);
   }
 }
 
