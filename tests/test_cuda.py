@@ -26,15 +26,17 @@ pytestmark = pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU and cwrnn_ext 
 
 ERRORS = (ValueError, TypeError, RuntimeError)
 
-# Largest |kernel - reference| allowed, relative to max(1, max |reference|), per compared tensor.
-# float64/float32: accumulation order only. float16/bfloat16: the forward rounds `pre` (input and
-# slower-group terms) and the output to the half type; gradients are computed in float32 from
-# the rounded output. First guesses, to be confirmed on a GPU.
+# Largest |kernel - reference| allowed, relative to max(1, max |reference|), per compared tensor:
+# (outputs, gradients). float64/float32: accumulation order only. float16/bfloat16: the forward
+# rounds `pre` (input and slower-group terms) and the output to the half type, and the gradients
+# are computed in float32 at that rounded trajectory. A float64 simulation of exactly those
+# roundings over CONFIGS (without the B=1100 and the two widest layouts) gave worst output errors
+# of 7e-4 (float16) and 5.7e-3 (bfloat16): the bounds leave about 10x. Not yet run on a GPU.
 TOLERANCE = {
-    torch.float64: 1e-10,
-    torch.float32: 1e-4,
-    torch.float16: 1e-2,
-    torch.bfloat16: 6e-2,
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (1e-4, 1e-4),
+    torch.float16: (1e-2, 2e-2),
+    torch.bfloat16: (6e-2, 1.2e-1),
 }
 
 # name -> (hidden_size, periods, module_sizes or None for the even split)
@@ -214,15 +216,17 @@ def reference_results(problem: Problem, dtype):
 
 
 def check_against(problem, dtype, expected, tol):
+    """tol: (outputs, gradients), or one number for both."""
+    tol_out, tol_grad = tol if isinstance(tol, tuple) else (tol, tol)
     kwargs, leaves = prepare(problem, dtype, "cuda")
     output, h_n, grads = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, dtype))
     assert output.device.type == "cuda" and output.dtype == dtype and h_n.dtype == dtype
     exp_output, exp_h_n, exp_grads = expected
-    assert_close(output, exp_output, tol, "output")
-    assert_close(h_n, exp_h_n, tol, "h_n")
+    assert_close(output, exp_output, tol_out, "output")
+    assert_close(h_n, exp_h_n, tol_out, "h_n")
     for name, grad in grads.items():
         assert grad is not None and grad.dtype == dtype, f"grad of {name}"
-        assert_close(grad, exp_grads[name], tol, f"grad of {name}")
+        assert_close(grad, exp_grads[name], tol_grad, f"grad of {name}")
 
 
 # --------------------------------------------------------------------------------------------
