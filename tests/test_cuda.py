@@ -320,7 +320,10 @@ def test_opcheck(dtype):
     torch.library.opcheck(torch.ops.cwrnn_ext.backward.default, grad_args)
 
 
-def test_compile_fullgraph():
+# aot_eager: graph capture, fake kernels and the autograd registration, no code generation;
+# inductor (the default backend): also Triton code for the ops around the kernel.
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compile_fullgraph(backend):
     tensors, options = small_problem("cuda", torch.float32)
 
     def loss_fn(*ts):
@@ -328,7 +331,7 @@ def test_compile_fullgraph():
         return output.square().sum() + h_n.sum()
 
     torch._dynamo.reset()
-    compiled = torch.compile(loss_fn, fullgraph=True)
+    compiled = torch.compile(loss_fn, fullgraph=True, backend=backend)
     eager_loss = loss_fn(*tensors)
     eager_grads = torch.autograd.grad(eager_loss, tensors)
     compiled_loss = compiled(*tensors)
