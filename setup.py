@@ -27,17 +27,19 @@ def _cuda_buildable():
 
 def _extension():
     cpu_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    cxx_flags = ["-O3", "-std=c++17", "-fno-math-errno", "-fopenmp"]
+    # No -std flag: torch.utils.cpp_extension adds the standard its headers need (torch 2.14's
+    # need C++20 and fail under -std=c++17).
+    cxx_flags = ["-O3", "-fno-math-errno", "-fopenmp"]
     define_macros = [("Py_LIMITED_API", "0x03090000")]
     if _cuda_buildable():
-        cuda_sources = sorted(glob.glob("csrc/cuda/*.cu"))
-        print(f"cwrnn_ext: building CPU + CUDA kernels ({len(cuda_sources)} .cu files, "
+        cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
+        print(f"cwrnn_ext: building CPU + CUDA kernels ({len(cuda_sources)} CUDA sources, "
               f"TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', 'auto')})", file=sys.stderr)
         return cpp_extension.CUDAExtension(
             "cwrnn_ext._C",
             cpu_sources + cuda_sources,
             define_macros=define_macros + [("CWRNN_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-std=c++17"]},
+            extra_compile_args={"cxx": cxx_flags, "nvcc": ["-O3", "-lineinfo"]},
             extra_link_args=["-fopenmp"],
             py_limited_api=True,
         )

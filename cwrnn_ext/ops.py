@@ -23,9 +23,14 @@ KERNEL_DTYPES = {
 }
 
 
+# Fixed once _C is loaded. Asked once, here: torch.compile cannot trace the dispatcher query and
+# would break the graph on it (fullgraph=True fails), but it traces a module-level bool.
+_CUDA_KERNELS = KERNELS_LOADED and torch._C._dispatch_has_kernel_for_dispatch_key("cwrnn_ext::forward", "CUDA")
+
+
 def cuda_kernels_available() -> bool:
     """True if the CUDA kernels were compiled into the extension."""
-    return KERNELS_LOADED and torch._C._dispatch_has_kernel_for_dispatch_key("cwrnn_ext::forward", "CUDA")
+    return _CUDA_KERNELS
 
 
 def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:

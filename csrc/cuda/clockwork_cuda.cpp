@@ -1,0 +1,159 @@
+// CUDA kernels: the module-major schedule of module_major.cpp (its GEMMs run through ATen, i.e.
+// cuBLAS) with the per-group recurrences of recurrence_kernels.cuh, on the current stream of the
+// input's device, registered for the CUDA dispatch key.
+//
+// Half types (float16, bfloat16):
+// - Forward runs in the input dtype: the GEMMs accumulate in float32 inside cuBLAS and round once
+//   per call, the recurrence accumulates in float32 and keeps the group's own state in float32
+//   from tick to tick; what is rounded to the half type is the stored output (which has to be)
+//   and the precomputed input + cross-group term `pre`. This keeps tensor-core GEMMs and half
+//   the memory traffic for the pass that inference also runs.
+// - Backward upcasts everything to float32, runs the float32 schedule and casts the five
+//   gradients back. In the input dtype, module_major_backward would accumulate the gradient that
+//   reaches each state (from the output, h_n and every faster group) and grad_input (one term per
+//   group ticking at a step) by repeated additions rounded to the half type (in bfloat16 each
+//   costs up to 2^-9 relative, and a state collects one per faster group), and would store the
+//   deltas that every weight gradient is summed from in it. The price is float32 GEMMs and a cast
+//   of the saved tensors; so the backward recurrence kernels exist for float32 and float64 only.
+#include <ATen/Dispatch.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <initializer_list>
+#include <utility>
+
+#include "../module_major.h"
+#include "recurrence_cuda.h"
+
+namespace cwrnn {
+namespace {
+
+using at::Tensor;
+
+// As in cpu/clockwork_cpu.cpp.
+template <typename Params>
+void fill_group(Params& p, const GroupTicks& g, const Tensor& out, bool relu) {
+  p.steps = out.size(0);
+  p.batch = out.size(1);
+  p.hidden = out.size(2);
+  p.begin = g.group.begin;
+  p.size = g.group.size();
+  p.first = g.first;
+  p.period = g.group.period;
+  p.ticks = g.ticks;
+  p.relu = relu;
+}
+
+cudaStream_t current_stream(const Tensor& t) {
+  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+
+class CudaRecurrence final : public RecurrenceBackend {
+ public:
+  void forward(const GroupTicks& g, const Tensor& pre, const Tensor& h0, const Tensor& diag_t,
+               const Tensor& out, bool relu) const override {
+    TORCH_INTERNAL_ASSERT(pre.is_contiguous() && h0.is_contiguous() && diag_t.is_contiguous() &&
+                          out.is_contiguous());
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "cwrnn_forward_cuda", [&] {
+      ForwardRecurrence<scalar_t> p;
+      fill_group(p, g, out, relu);
+      p.diag = diag_t.const_data_ptr<scalar_t>();
+      p.pre = pre.const_data_ptr<scalar_t>();
+      p.h0 = h0.const_data_ptr<scalar_t>();
+      p.out = out.mutable_data_ptr<scalar_t>();
+      cuda::launch_forward_recurrence(p, current_stream(out));
+    });
+  }
+
+  void backward(const GroupTicks& g, const Tensor& out, const Tensor& grad_state, const Tensor& diag,
+                const Tensor& delta, const Tensor& grad_h0, bool relu) const override {
+    TORCH_INTERNAL_ASSERT(out.is_contiguous() && grad_state.is_contiguous() && diag.is_contiguous() &&
+                          delta.is_contiguous() && grad_h0.is_contiguous());
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_backward_cuda", [&] {
+      BackwardRecurrence<scalar_t> p;
+      fill_group(p, g, out, relu);
+      p.diag = diag.const_data_ptr<scalar_t>();
+      p.out = out.const_data_ptr<scalar_t>();
+      p.grad_state = grad_state.const_data_ptr<scalar_t>();
+      p.delta = delta.mutable_data_ptr<scalar_t>();
+      p.grad_h0 = grad_h0.mutable_data_ptr<scalar_t>();
+      cuda::launch_backward_recurrence(p, current_stream(out));
+    });
+  }
+};
+
+bool is_half_type(at::ScalarType t) { return t == at::kHalf || t == at::kBFloat16; }
+
+using Named = std::pair<const char*, const Tensor*>;
+
+// The dispatcher sends a call here when any argument is a CUDA tensor, so CPU tensors (or tensors
+// on another GPU) can arrive: every tensor must be on input's CUDA device, with input's dtype.
+void check_arguments(const Tensor& input, std::initializer_list<Named> others,
+                     const std::optional<Tensor>& lengths) {
+  TORCH_CHECK(input.is_cuda(), "cwrnn_ext CUDA kernel: input is on ", input.device(),
+              " but another argument is a CUDA tensor; all tensors must be on one CUDA device");
+  const auto dtype = input.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || is_half_type(dtype),
+              "the CUDA kernel supports float32, float64, float16 and bfloat16 inputs, got ", dtype);
+  for (const auto& [name, t] : others) {
+    TORCH_CHECK(t->device() == input.device(), "cwrnn_ext CUDA kernel: ", name, " is on ",
+                t->device(), " but input is on ", input.device(),
+                "; all tensors must be on one CUDA device");
+    TORCH_CHECK(t->scalar_type() == dtype, "cwrnn_ext CUDA kernel: ", name, " has dtype ",
+                t->scalar_type(), " but input has dtype ", dtype);
+  }
+  if (lengths) {
+    TORCH_CHECK(lengths->device() == input.device(), "cwrnn_ext CUDA kernel: lengths is on ",
+                lengths->device(), " but input is on ", input.device(),
+                "; all tensors must be on one CUDA device");
+  }
+}
+
+std::tuple<Tensor, Tensor> forward_cuda(const Tensor& input, const Tensor& hx,
+                                        const Tensor& weight_ih, const Tensor& weight_hh,
+                                        const std::optional<Tensor>& bias, c10::IntArrayRef periods,
+                                        c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+                                        const std::optional<Tensor>& lengths) {
+  if (bias) {
+    check_arguments(input, {{"hx", &hx}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh},
+                            {"bias", &*bias}}, lengths);
+  } else {
+    check_arguments(input, {{"hx", &hx}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh}},
+                    lengths);
+  }
+  const c10::cuda::CUDAGuard guard(input.device());
+  return module_major_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0,
+                              relu, lengths, CudaRecurrence());
+}
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> backward_cuda(
+    const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& hx,
+    const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& output,
+    c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+    const std::optional<Tensor>& lengths) {
+  check_arguments(input, {{"grad_output", &grad_output}, {"grad_h_n", &grad_h_n}, {"hx", &hx},
+                          {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh}, {"output", &output}},
+                  lengths);
+  const c10::cuda::CUDAGuard guard(input.device());
+  const auto dtype = input.scalar_type();
+  if (!is_half_type(dtype)) {
+    return module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output,
+                                 periods, module_sizes, t0, relu, lengths, CudaRecurrence());
+  }
+  // Half types: in float32 throughout (see the top of this file).
+  const auto up = [](const Tensor& t) { return t.to(at::kFloat); };
+  const auto [gx, ghx, gw_ih, gw_hh, gb] = module_major_backward(
+      up(grad_output), up(grad_h_n), up(input), up(hx), up(weight_ih), up(weight_hh), up(output),
+      periods, module_sizes, t0, relu, lengths, CudaRecurrence());
+  return {gx.to(dtype), ghx.to(dtype), gw_ih.to(dtype), gw_hh.to(dtype), gb.to(dtype)};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(cwrnn_ext, CUDA, m) {
+  m.impl("forward", &forward_cuda);
+  m.impl("backward", &backward_cuda);
+}
+
+}  // namespace cwrnn

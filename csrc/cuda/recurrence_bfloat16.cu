@@ -1,0 +1,15 @@
+// bfloat16 instantiations of the recurrence kernels (one file per dtype, so that nvcc compiles
+// them in parallel).
+#include "recurrence_launch.cuh"
+
+namespace cwrnn {
+namespace cuda {
+
+void launch_forward_recurrence(const ForwardRecurrence<c10::BFloat16>& p, cudaStream_t stream) {
+  detail::forward(p, stream);
+}
+
+// No backward: gradients of bfloat16 inputs are computed in float32 (clockwork_cuda.cpp).
+
+}  // namespace cuda
+}  // namespace cwrnn

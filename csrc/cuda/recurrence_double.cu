@@ -1,0 +1,17 @@
+// float64 instantiations of the recurrence kernels (one file per dtype, so that nvcc compiles
+// them in parallel).
+#include "recurrence_launch.cuh"
+
+namespace cwrnn {
+namespace cuda {
+
+void launch_forward_recurrence(const ForwardRecurrence<double>& p, cudaStream_t stream) {
+  detail::forward(p, stream);
+}
+
+void launch_backward_recurrence(const BackwardRecurrence<double>& p, cudaStream_t stream) {
+  detail::backward(p, stream);
+}
+
+}  // namespace cuda
+}  // namespace cwrnn

@@ -1,0 +1,77 @@
+// Launches of the recurrence kernels on a stream: the device's numbers, the block shape
+// (launch_shape.h), the kernel variant (rows per thread, W_ii resident or not), error checks.
+// Included by one .cu file per dtype (recurrence_<dtype>.cu) so that nvcc compiles them in parallel.
+#pragma once
+
+#include <c10/cuda/CUDAException.h>
+#include <c10/util/Exception.h>
+#include <cuda_runtime.h>
+
+#include <climits>
+
+#include "launch_shape.h"
+#include "recurrence_cuda.h"
+#include "recurrence_kernels.cuh"
+
+namespace cwrnn {
+namespace cuda {
+namespace detail {
+
+// The shape for the current device (the caller's CUDAGuard made it input's device).
+inline LaunchShape shape_for_current_device(int64_t k, int64_t batch, size_t scalar_bytes,
+                                            size_t acc_bytes) {
+  int device = 0, sms = 0, shared_limit = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  C10_CUDA_CHECK(
+      cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const auto shape = choose_shape(k, batch, scalar_bytes, acc_bytes, sms, static_cast<size_t>(shared_limit));
+  TORCH_CHECK(shape.has_value(), "cwrnn_ext CUDA kernel: a period group of ", k, " units needs ",
+              state_bytes(1, k, acc_bytes), " bytes of shared memory per batch row, more than the ",
+              shared_limit, " this GPU gives a block; use fewer units per period (or the CPU kernel)");
+  TORCH_CHECK(shape->blocks <= INT_MAX, "cwrnn_ext CUDA kernel: batch too large (", batch, ")");
+  return *shape;
+}
+
+template <typename Kernel, typename Params>
+void launch(Kernel kernel, const LaunchShape& shape, const Params& p, cudaStream_t stream) {
+  if (shape.shared_bytes > 48 * 1024) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        static_cast<int>(shape.shared_bytes)));
+  }
+  kernel<<<static_cast<unsigned>(shape.blocks), shape.threads(), shape.shared_bytes, stream>>>(
+      p, shape.cols, shape.row_groups);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename scalar_t>
+void forward(const ForwardRecurrence<scalar_t>& p, cudaStream_t stream) {
+  if (p.batch == 0 || p.size == 0 || p.steps == 0) return;
+  using acc_t = typename AccType<scalar_t>::type;
+  const LaunchShape shape = shape_for_current_device(p.size, p.batch, sizeof(scalar_t), sizeof(acc_t));
+  if (shape.rows_per_thread == 4) {
+    if (shape.resident) launch(forward_recurrence_kernel<scalar_t, 4, true>, shape, p, stream);
+    else launch(forward_recurrence_kernel<scalar_t, 4, false>, shape, p, stream);
+  } else {
+    if (shape.resident) launch(forward_recurrence_kernel<scalar_t, 1, true>, shape, p, stream);
+    else launch(forward_recurrence_kernel<scalar_t, 1, false>, shape, p, stream);
+  }
+}
+
+template <typename scalar_t>
+void backward(const BackwardRecurrence<scalar_t>& p, cudaStream_t stream) {
+  if (p.batch == 0 || p.size == 0) return;  // steps == 0 still writes grad_h0 (from row 0)
+  using acc_t = typename AccType<scalar_t>::type;
+  const LaunchShape shape = shape_for_current_device(p.size, p.batch, sizeof(scalar_t), sizeof(acc_t));
+  if (shape.rows_per_thread == 4) {
+    if (shape.resident) launch(backward_recurrence_kernel<scalar_t, 4, true>, shape, p, stream);
+    else launch(backward_recurrence_kernel<scalar_t, 4, false>, shape, p, stream);
+  } else {
+    if (shape.resident) launch(backward_recurrence_kernel<scalar_t, 1, true>, shape, p, stream);
+    else launch(backward_recurrence_kernel<scalar_t, 1, false>, shape, p, stream);
+  }
+}
+
+}  // namespace detail
+}  // namespace cuda
+}  // namespace cwrnn

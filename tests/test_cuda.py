@@ -1,0 +1,495 @@
+"""The CUDA kernels against the reference (float64 on the CPU, from the same inputs), the CPU
+kernel, gradcheck, opcheck, torch.compile, bad input, unwritten memory and determinism.
+
+The whole module skips where no GPU is visible or the extension was built without its CUDA
+kernels. Self-contained (no helpers from the other test files).
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, replace
+from typing import Optional
+
+# Older torch versions refuse cuBLAS under torch.use_deterministic_algorithms(True) unless this is
+# set before cuBLAS starts; harmless elsewhere.
+os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import cwrnn_ext  # noqa: E402
+from cwrnn_ext import reference  # noqa: E402
+
+HAS_CUDA = torch.cuda.is_available() and cwrnn_ext.cuda_kernels_available()
+pytestmark = pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU and cwrnn_ext built with its CUDA kernels")
+
+ERRORS = (ValueError, TypeError, RuntimeError)
+
+# Largest |kernel - reference| allowed, relative to max(1, max |reference|), per compared tensor:
+# (outputs, gradients). float64/float32: accumulation order only. float16/bfloat16: the forward
+# rounds `pre` (input and slower-group terms) and the output to the half type, and the gradients
+# are computed in float32 at that rounded trajectory. A float64 simulation of exactly those
+# roundings over CONFIGS (without the B=1100 and the two widest layouts) gave worst output errors
+# of 7e-4 (float16) and 5.7e-3 (bfloat16): the bounds leave about 10x. Not yet run on a GPU.
+TOLERANCE = {
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (1e-4, 1e-4),
+    torch.float16: (1e-2, 2e-2),
+    torch.bfloat16: (6e-2, 1.2e-1),
+}
+
+# name -> (hidden_size, periods, module_sizes or None for the even split)
+LAYOUTS = {
+    "exp4": (30, [1, 2, 4, 8], None),                  # 8, 8, 7, 7
+    "nonharmonic": (15, [1, 3, 5], None),
+    "repeated": (12, [2, 2, 6], [3, 5, 4]),            # one group of 8 units with period 2
+    "equal": (24, [4, 4, 4], None),                    # one full group: a plain RNN ticking every 4
+    "unequal": (40, [1, 2, 4, 8], [20, 10, 6, 4]),
+    "tiny": (3, [1, 2, 4], None),                      # k = 1
+    "wide": (200, [3], None),                          # W_ii 160 KB (float32): > 48 KB opt-in
+    "chunks": (600, [1, 2], [560, 40]),                # k = 560 > 512 threads: column chunks
+    "big_k": (1024, [1, 1], None),                     # W_ii 4 MB: not in shared memory
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    layout: str = "exp4"
+    T: int = 7
+    B: int = 3
+    I: int = 5
+    t0: int = 0
+    lengths: bool = False
+    hx: bool = True
+    bias: bool = True
+    nonlinearity: str = "tanh"
+    noncontig: bool = False
+
+    def id(self) -> str:
+        default = Config()
+        parts = [self.layout] + [f"{f}={getattr(self, f)}" for f in ("T", "B", "I", "t0", "lengths", "hx",
+                                                                      "bias", "nonlinearity", "noncontig")
+                                 if getattr(self, f) != getattr(default, f)]
+        return "-".join(parts)
+
+
+BASE = Config()
+CONFIGS = (
+    [BASE]
+    + [replace(BASE, T=t) for t in (1, 64, 130)]
+    + [replace(BASE, B=b) for b in (1, 16, 33)]
+    + [replace(BASE, layout=name) for name in LAYOUTS if name != "exp4"]
+    + [replace(BASE, t0=t0) for t0 in (1, 5)]
+    + [
+        replace(BASE, lengths=True),
+        replace(BASE, hx=False),
+        replace(BASE, bias=False),
+        replace(BASE, nonlinearity="relu"),
+        replace(BASE, noncontig=True),
+        replace(BASE, I=0),
+        # combinations
+        Config("exp4", T=130, B=33, t0=5, lengths=True, nonlinearity="relu"),
+        Config("nonharmonic", T=64, B=16, t0=1, lengths=True, hx=False, noncontig=True),
+        Config("repeated", T=130, B=3, t0=1, bias=False, nonlinearity="relu"),
+        Config("equal", T=64, B=33, t0=5, lengths=True, noncontig=True),
+        Config("unequal", T=64, B=16, t0=1, hx=False, bias=False),
+        Config("tiny", T=130, B=33, t0=1, lengths=True),
+        Config("wide", T=9, B=16, t0=1, lengths=True, nonlinearity="relu"),
+        Config("chunks", T=7, B=3, t0=1, lengths=True),
+        Config("big_k", T=7, B=33, t0=1, lengths=True, noncontig=True),
+        Config("big_k", T=7, B=1, hx=False, nonlinearity="relu"),
+        # batches past 8 rows per SM (132 SMs on an H100) take the 4-rows-per-thread kernels
+        Config("exp4", T=20, B=1100, t0=1, lengths=True),
+        Config("wide", T=9, B=1100, t0=2, lengths=True),
+        Config("big_k", T=3, B=1100),
+    ]
+)
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+
+@dataclass
+class Problem:
+    config: Config
+    periods: list
+    module_sizes: Optional[list]
+    args: dict  # clockwork_rnn keyword arguments (tensors on the CPU, float64, no grad)
+
+
+def make_problem(config: Config, seed: int = 0) -> Problem:
+    hidden, periods, module_sizes = LAYOUTS[config.layout]
+    gen = torch.Generator().manual_seed(seed)
+
+    def randn(*shape, scale=1.0):
+        return torch.randn(*shape, generator=gen, dtype=torch.float64) * scale
+
+    T, B, I = config.T, config.B, config.I
+    weight_hh = randn(hidden, hidden, scale=0.7 / math.sqrt(hidden))  # contractive: no blow-up over T
+    args = dict(
+        input=randn(T, B, I),
+        hx=randn(B, hidden, scale=0.5) if config.hx else None,
+        weight_ih=randn(hidden, I, scale=1.0 / math.sqrt(max(I, 1))),
+        weight_hh=weight_hh,
+        bias_ih=randn(hidden, scale=0.1) if config.bias else None,
+        bias_hh=randn(hidden, scale=0.1) if config.bias else None,
+        periods=periods,
+        module_sizes=module_sizes,
+        t0=config.t0,
+        nonlinearity=config.nonlinearity,
+        lengths=None,
+    )
+    if config.lengths:
+        lengths = torch.randint(0, T + 1, (B,), generator=gen)
+        lengths[0] = T
+        if B > 1:
+            lengths[-1] = 0
+        args["lengths"] = lengths
+    return Problem(config, periods, module_sizes, args)
+
+
+TENSORS = ("input", "hx", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
+
+
+def _noncontiguous(t: torch.Tensor) -> torch.Tensor:
+    """The same values in a non-contiguous layout (a transposed or strided view)."""
+    if t.dim() >= 2:
+        return t.transpose(-1, -2).contiguous().transpose(-1, -2)
+    return torch.stack([t, t], dim=1)[:, 0]
+
+
+def prepare(problem: Problem, dtype, device, requires_grad=True):
+    """The problem's tensors cast to dtype (rounded once), on device, as leaves; lengths on device."""
+    kwargs = dict(problem.args)
+    leaves = {}
+    for name in TENSORS:
+        t = kwargs[name]
+        if t is None:
+            continue
+        t = t.to(dtype).to(device)
+        if problem.config.noncontig:
+            t = _noncontiguous(t)
+            if t.numel() > 1 and t.dim() >= 2:
+                assert not t.is_contiguous()
+        t = t.detach().requires_grad_(requires_grad)
+        kwargs[name] = leaves[name] = t
+    if kwargs["lengths"] is not None:
+        kwargs["lengths"] = kwargs["lengths"].to(device)
+    return kwargs, leaves
+
+
+def upstream(problem: Problem, dtype, seed: int = 1):
+    """Fixed random upstream gradients for output and h_n (rounded to dtype, as float64 on the CPU)."""
+    hidden = LAYOUTS[problem.config.layout][0]
+    gen = torch.Generator().manual_seed(seed)
+    T, B = problem.config.T, problem.config.B
+    return (torch.randn(T, B, hidden, generator=gen, dtype=torch.float64).to(dtype).double(),
+            torch.randn(B, hidden, generator=gen, dtype=torch.float64).to(dtype).double())
+
+
+def run(fn, kwargs, leaves, grad_out, grad_hn):
+    """(output, h_n, {name: grad}) of fn under the given upstream gradients."""
+    output, h_n = fn(**kwargs)
+    names = list(leaves)
+    loss = (output * grad_out.to(output)).sum() + (h_n * grad_hn.to(h_n)).sum()
+    grads = torch.autograd.grad(loss, [leaves[n] for n in names], allow_unused=True) if names else []
+    return output.detach(), h_n.detach(), {n: g for n, g in zip(names, grads)}
+
+
+def assert_close(actual, expected, tol, what):
+    actual = actual.detach().to("cpu", torch.float64)
+    expected = expected.detach().to("cpu", torch.float64)
+    assert actual.shape == expected.shape, f"{what}: shape {tuple(actual.shape)} != {tuple(expected.shape)}"
+    if expected.numel() == 0:
+        return
+    scale = max(1.0, expected.abs().max().item())
+    error = (actual - expected).abs().max().item()  # NaN if any NaN: fails the comparison below
+    assert error <= tol * scale, f"{what}: max error {error:.3e} > {tol:.1e} * {scale:.3g}"
+
+
+def reference_results(problem: Problem, dtype):
+    """The reference in float64 on the CPU, from the inputs as rounded to dtype."""
+    kwargs, leaves = prepare(problem, dtype, "cpu", requires_grad=False)
+    kwargs = {k: (v.detach().double().requires_grad_() if isinstance(v, torch.Tensor) and k in TENSORS else v)
+              for k, v in kwargs.items()}
+    leaves = {k: kwargs[k] for k in leaves}
+    return run(reference.clockwork_rnn, kwargs, leaves, *upstream(problem, dtype))
+
+
+def check_against(problem, dtype, expected, tol):
+    """tol: (outputs, gradients), or one number for both."""
+    tol_out, tol_grad = tol if isinstance(tol, tuple) else (tol, tol)
+    kwargs, leaves = prepare(problem, dtype, "cuda")
+    output, h_n, grads = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, dtype))
+    assert output.device.type == "cuda" and output.dtype == dtype and h_n.dtype == dtype
+    exp_output, exp_h_n, exp_grads = expected
+    assert_close(output, exp_output, tol_out, "output")
+    assert_close(h_n, exp_h_n, tol_out, "h_n")
+    for name, grad in grads.items():
+        assert grad is not None and grad.dtype == dtype, f"grad of {name}"
+        assert_close(grad, exp_grads[name], tol_grad, f"grad of {name}")
+
+
+# --------------------------------------------------------------------------------------------
+# Kernel vs reference
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("config", CONFIGS, ids=Config.id)
+def test_matches_reference(config, dtype):
+    problem = make_problem(config)
+    check_against(problem, dtype, reference_results(problem, dtype), TOLERANCE[dtype])
+
+
+def test_disallowed_blocks_never_read():
+    """NaN in the blocks from faster to slower modules changes nothing; their gradient is 0."""
+    problem = make_problem(Config("unequal", T=20, B=5, t0=1, lengths=True))
+    hidden, periods, sizes = LAYOUTS["unequal"]
+    per_unit = torch.repeat_interleave(torch.tensor(periods), torch.tensor(sizes))
+    allowed = per_unit[None, :] >= per_unit[:, None]
+    expected = reference_results(problem, torch.float64)
+    problem.args["weight_hh"] = problem.args["weight_hh"].masked_fill(~allowed, float("nan"))
+    check_against(problem, torch.float64, expected, TOLERANCE[torch.float64])
+    kwargs, leaves = prepare(problem, torch.float32, "cuda")
+    _, _, grads = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, torch.float32))
+    assert (grads["weight_hh"].cpu()[~allowed] == 0).all()
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=Config.id)
+def test_cpu_and_cuda_agree_float64(config):
+    problem = make_problem(config)
+    kwargs, leaves = prepare(problem, torch.float64, "cpu")
+    expected = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, torch.float64))
+    check_against(problem, torch.float64, expected, 1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+def test_empty(dtype):
+    """Empty batch and zero-length sequences: shapes right, gradients defined."""
+    hidden = 6
+    for T, B in ((0, 3), (4, 0), (0, 0)):
+        x = torch.randn(T, B, 2, device="cuda", dtype=dtype, requires_grad=True)
+        hx = torch.randn(B, hidden, device="cuda", dtype=dtype, requires_grad=True)
+        w_ih = torch.randn(hidden, 2, device="cuda", dtype=dtype, requires_grad=True)
+        w_hh = torch.randn(hidden, hidden, device="cuda", dtype=dtype, requires_grad=True)
+        out, h_n = cwrnn_ext.clockwork_rnn(x, hx, w_ih, w_hh, None, None, [1, 2])
+        assert out.shape == (T, B, hidden) and h_n.shape == (B, hidden)
+        if B > 0:
+            assert torch.equal(h_n, hx)
+        (out.sum() + (h_n * 2).sum()).backward()
+        assert torch.equal(hx.grad, torch.full_like(hx, 2))
+        assert x.grad.shape == x.shape and not w_hh.grad.isnan().any()
+
+
+# --------------------------------------------------------------------------------------------
+# gradcheck, opcheck, torch.compile
+# --------------------------------------------------------------------------------------------
+def small_problem(device, dtype=torch.float64, nonlinearity="tanh"):
+    gen = torch.Generator().manual_seed(3)
+
+    def r(*s, scale=1.0):
+        return (torch.randn(*s, generator=gen, dtype=torch.float64) * scale).to(device, dtype).requires_grad_()
+
+    T, B, I, H = 6, 3, 2, 7
+    tensors = (r(T, B, I), r(B, H, scale=0.5), r(H, I, scale=0.5), r(H, H, scale=0.3), r(H, scale=0.1),
+               r(H, scale=0.1))
+    options = dict(periods=[1, 2, 3], module_sizes=[3, 2, 2], t0=1, nonlinearity=nonlinearity,
+                   lengths=torch.tensor([6, 2, 0], device=device))
+    return tensors, options
+
+
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_gradcheck(nonlinearity):
+    tensors, options = small_problem("cuda", nonlinearity=nonlinearity)
+
+    def fn(*ts):
+        return cwrnn_ext.clockwork_rnn(*ts, **options)
+
+    assert torch.autograd.gradcheck(fn, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16],
+                         ids=lambda d: str(d).replace("torch.", ""))
+def test_opcheck(dtype):
+    (x, hx, w_ih, w_hh, b_ih, b_hh), options = small_problem("cuda", dtype)
+    bias = (b_ih + b_hh).detach().requires_grad_()
+    args = (x, hx, w_ih, w_hh, bias, options["periods"], options["module_sizes"], options["t0"], False,
+            options["lengths"])
+    torch.library.opcheck(torch.ops.cwrnn_ext.forward.default, args)
+    output, h_n = torch.ops.cwrnn_ext.forward(*args)
+    grad_args = (torch.randn_like(output), torch.randn_like(h_n), x.detach(), hx.detach(), w_ih.detach(),
+                 w_hh.detach(), output.detach()) + args[5:]
+    torch.library.opcheck(torch.ops.cwrnn_ext.backward.default, grad_args)
+
+
+# aot_eager: graph capture, fake kernels and the autograd registration, no code generation;
+# inductor (the default backend): also Triton code for the ops around the kernel.
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compile_fullgraph(backend):
+    tensors, options = small_problem("cuda", torch.float32)
+
+    def loss_fn(*ts):
+        output, h_n = cwrnn_ext.clockwork_rnn(*ts, **options)
+        return output.square().sum() + h_n.sum()
+
+    torch._dynamo.reset()
+    compiled = torch.compile(loss_fn, fullgraph=True, backend=backend)
+    eager_loss = loss_fn(*tensors)
+    eager_grads = torch.autograd.grad(eager_loss, tensors)
+    compiled_loss = compiled(*tensors)
+    compiled_grads = torch.autograd.grad(compiled_loss, tensors)
+    assert_close(compiled_loss, eager_loss, 1e-5, "loss")
+    for eager, comp in zip(eager_grads, compiled_grads):
+        assert_close(comp, eager, 1e-5, "grad")
+
+
+# --------------------------------------------------------------------------------------------
+# Bad input
+# --------------------------------------------------------------------------------------------
+def _base_cuda(dtype=torch.float32):
+    tensors, options = small_problem("cuda", dtype)
+    x, hx, w_ih, w_hh, b_ih, b_hh = (t.detach() for t in tensors)
+    return dict(input=x, hx=hx, weight_ih=w_ih, weight_hh=w_hh, bias_ih=b_ih, bias_hh=b_hh), options
+
+
+@pytest.mark.parametrize("name", ["hx", "weight_ih", "weight_hh", "bias_ih", "input"])
+def test_tensor_on_cpu_is_rejected(name):
+    kwargs, options = _base_cuda()
+    kwargs[name] = kwargs[name].cpu()
+    with pytest.raises(ERRORS, match=r"(?i)device|cpu|cuda"):
+        cwrnn_ext.clockwork_rnn(**kwargs, **options)
+
+
+@pytest.mark.parametrize("name", ["input", "hx", "weight_ih", "weight_hh", "bias", "lengths"])
+def test_op_checks_devices_in_cpp(name):
+    """Calling the op directly (no Python checks): the C++ entry names the CPU tensor."""
+    kwargs, options = _base_cuda()
+    args = dict(input=kwargs["input"], hx=kwargs["hx"], weight_ih=kwargs["weight_ih"],
+                weight_hh=kwargs["weight_hh"], bias=kwargs["bias_ih"] + kwargs["bias_hh"],
+                lengths=options["lengths"])
+    args[name] = args[name].cpu()
+    with pytest.raises(RuntimeError, match=name):
+        torch.ops.cwrnn_ext.forward(args["input"], args["hx"], args["weight_ih"], args["weight_hh"],
+                                    args["bias"], options["periods"], options["module_sizes"], options["t0"],
+                                    False, args["lengths"])
+
+
+def test_op_checks_dtypes_in_cpp():
+    kwargs, options = _base_cuda(torch.float16)
+    with pytest.raises(RuntimeError, match="weight_hh"):
+        torch.ops.cwrnn_ext.forward(kwargs["input"], kwargs["hx"], kwargs["weight_ih"],
+                                    kwargs["weight_hh"].float(), None, options["periods"],
+                                    options["module_sizes"], 0, False, None)
+    output, h_n = torch.ops.cwrnn_ext.forward(kwargs["input"], kwargs["hx"], kwargs["weight_ih"],
+                                              kwargs["weight_hh"], None, options["periods"],
+                                              options["module_sizes"], 0, False, None)
+    with pytest.raises(RuntimeError, match="grad_output"):
+        torch.ops.cwrnn_ext.backward(output.float(), h_n, kwargs["input"], kwargs["hx"], kwargs["weight_ih"],
+                                     kwargs["weight_hh"], output, options["periods"], options["module_sizes"],
+                                     0, False, None)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_tensors_on_two_gpus_are_rejected_and_second_gpu_works():
+    kwargs, options = _base_cuda()
+    options["lengths"] = None
+    bad = dict(kwargs, hx=kwargs["hx"].to("cuda:1"))
+    with pytest.raises(ERRORS, match=r"(?i)device|cuda"):
+        cwrnn_ext.clockwork_rnn(**bad, **options)
+    on_1 = {k: v.to("cuda:1") for k, v in kwargs.items()}
+    out1, h1 = cwrnn_ext.clockwork_rnn(**on_1, **options)
+    out0, h0 = cwrnn_ext.clockwork_rnn(**kwargs, **options)
+    assert out1.device == torch.device("cuda:1")
+    assert torch.equal(out1.cpu(), out0.cpu()) and torch.equal(h1.cpu(), h0.cpu())
+
+
+def test_lengths_out_of_range_on_cuda():
+    kwargs, options = _base_cuda()
+    options["lengths"] = torch.tensor([7, 1, 0], device="cuda")  # T = 6
+    with pytest.raises(ERRORS, match="lengths"):
+        cwrnn_ext.clockwork_rnn(**kwargs, **options)
+
+
+# --------------------------------------------------------------------------------------------
+# Every element written, streams, determinism
+# --------------------------------------------------------------------------------------------
+# 0x7FFF7FFF is NaN read as float32, as two float16 or bfloat16, and (twice) as float64.
+NAN_EVERY_WAY = 0x7FFF7FFF
+
+
+def _poison_cuda_allocator():
+    """Fill the blocks the caching allocator will hand out next with NaN: allocate, fill, free
+    (without emptying the cache). Large and small pools both."""
+    torch.cuda.synchronize()
+    junk = [torch.full((64 << 20,), NAN_EVERY_WAY, dtype=torch.int32, device="cuda")]  # 256 MB
+    junk += [torch.full((n,), NAN_EVERY_WAY, dtype=torch.int32, device="cuda")
+             for n in (1 << 8, 1 << 12, 1 << 16, 1 << 18) for _ in range(8)]
+    torch.cuda.synchronize()
+    del junk
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+@pytest.mark.parametrize("config", [
+    Config("exp4", T=64, B=16, t0=5, lengths=True),
+    Config("nonharmonic", T=130, B=33, t0=1, hx=False),
+    Config("big_k", T=5, B=3, t0=1),
+    Config("wide", T=9, B=1100, t0=2),
+], ids=Config.id)
+def test_every_element_written(config, dtype):
+    problem = make_problem(config)
+    kwargs, leaves = prepare(problem, dtype, "cuda")
+    grad_out, grad_hn = (g.to("cuda", dtype) for g in upstream(problem, dtype))
+    _poison_cuda_allocator()
+    output, h_n = cwrnn_ext.clockwork_rnn(**kwargs)
+    _poison_cuda_allocator()
+    grads = torch.autograd.grad([output, h_n], list(leaves.values()), [grad_out, grad_hn])
+    torch.cuda.synchronize()
+    assert not output.isnan().any() and not h_n.isnan().any()
+    for name, grad in zip(leaves, grads):
+        assert not grad.isnan().any(), f"NaN in grad of {name}"
+
+
+def test_side_stream():
+    """The kernels run on the current stream: the same results on a side stream."""
+    problem = make_problem(Config("exp4", T=64, B=16, t0=1, lengths=True))
+    kwargs, leaves = prepare(problem, torch.float32, "cuda")
+    expected = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, torch.float32))
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        got = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, torch.float32))
+    torch.cuda.current_stream().wait_stream(stream)
+    torch.cuda.synchronize()
+    # A kernel on the wrong stream races with the GEMMs around it: far more than rounding.
+    assert_close(got[0], expected[0], 1e-6, "output")
+    assert_close(got[1], expected[1], 1e-6, "h_n")
+    for name in leaves:
+        assert_close(got[2][name], expected[2][name], 1e-6, f"grad of {name}")
+
+
+@pytest.mark.parametrize("deterministic", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=lambda d: str(d).replace("torch.", ""))
+def test_deterministic(deterministic, dtype):
+    problem = make_problem(Config("unequal", T=130, B=33, t0=1, lengths=True))
+    kwargs, leaves = prepare(problem, dtype, "cuda")
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(deterministic)
+    try:
+        first = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, dtype))
+        second = run(cwrnn_ext.clockwork_rnn, kwargs, leaves, *upstream(problem, dtype))
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    for name in leaves:
+        assert torch.equal(first[2][name], second[2][name]), name
+
+
+def test_module_on_cuda():
+    """ClockworkRNN (two layers, batch_first) on CUDA matches itself on the CPU in float64."""
+    torch.manual_seed(0)
+    model = cwrnn_ext.ClockworkRNN(5, 12, periods=[1, 2, 4], num_layers=2, batch_first=True,
+                                   dtype=torch.float64)
+    x = torch.randn(3, 17, 5, dtype=torch.float64)
+    out_cpu, h_cpu = model(x, t0=2)
+    model_cuda = model.to("cuda")
+    out_cuda, h_cuda = model_cuda(x.cuda(), t0=2)
+    assert_close(out_cuda, out_cpu, 1e-12, "output")
+    assert_close(h_cuda, h_cpu, 1e-12, "h_n")
