@@ -30,7 +30,7 @@ def _extension():
     # No -std flag: torch.utils.cpp_extension adds the standard its headers need (torch 2.14's
     # need C++20 and fail under -std=c++17).
     cxx_flags = ["-O3", "-fno-math-errno", "-fopenmp"]
-    define_macros = [("Py_LIMITED_API", "0x03090000")]
+    define_macros = []  # cpp_extension defines Py_LIMITED_API itself for py_limited_api=True
     if _cuda_buildable():
         cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
         print(f"cwrnn_ext: building CPU + CUDA kernels ({len(cuda_sources)} CUDA sources, "
