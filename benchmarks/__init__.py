@@ -1,0 +1,1 @@
+"""Speed benchmark of cwrnn_ext: `python -m benchmarks.speed --help`."""

@@ -1,0 +1,131 @@
+"""What to measure: problem sizes, the sweeps behind the plots, the CPU targets, and the three
+run modes (smoke, quick, full)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Dict, List, Optional, Tuple
+
+from cwrnn_ext import exponential_periods, split_evenly
+
+PASSES = ("forward", "forward_backward")
+CONFIG_FIELDS = ("batch", "steps", "input_size", "hidden_size", "num_modules", "dtype")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One problem size. Periods are exponential (1, 2, 4, ...), module sizes split evenly."""
+    batch: int
+    steps: int
+    input_size: int
+    hidden_size: int
+    num_modules: int
+    dtype: str = "float32"
+
+    @property
+    def periods(self) -> List[int]:
+        return exponential_periods(self.num_modules)
+
+    @property
+    def module_sizes(self) -> List[int]:
+        return split_evenly(self.hidden_size, self.num_modules)
+
+    def matches(self, record: dict) -> bool:
+        """Whether a result record (a flat dict with the same field names) is for this config."""
+        return all(record[name] == getattr(self, name) for name in CONFIG_FIELDS)
+
+    @property
+    def label(self) -> str:
+        return (f"B={self.batch} T={self.steps} I={self.input_size} H={self.hidden_size} "
+                f"g={self.num_modules} {self.dtype}")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """Configs that differ along one axis (a Config field); each sweep becomes one plot."""
+    axis: str
+    configs: Tuple[Config, ...]
+    models: Optional[Tuple[str, ...]] = None  # None: every model
+
+
+@dataclass(frozen=True)
+class Target:
+    """A required speed-up of the CW-RNN kernel over nn.RNN (same hidden size, CPU)."""
+    key: str
+    config: Config
+    pass_name: str
+    minimum: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str
+    targets: Tuple[Target, ...]
+    sweeps: Tuple[Sweep, ...]
+    min_run_time: float             # seconds per Timer measurement
+    min_repeats: int                # at least this many timed calls per median
+    rounds: int                     # models are timed interleaved, in this many rounds
+    max_run_time: float             # but no more than this many seconds of timed runs per model
+    reference_limit: Optional[float]  # run the slow reference only up to this many dense MACs
+
+
+# The acceptance targets (float32, 8 exponential modules, 2 threads).
+TARGET_A = Config(batch=32, steps=512, input_size=64, hidden_size=512, num_modules=8)
+TARGET_C = Config(batch=1, steps=4096, input_size=16, hidden_size=256, num_modules=8)
+CPU_TARGETS = (
+    Target("a", TARGET_A, "forward", 4.5),
+    Target("b", TARGET_A, "forward_backward", 4.0),
+    Target("c", TARGET_C, "forward", 20.0),
+)
+TARGET_THREADS = 2
+
+
+def one_axis_sweeps(base: Config, hidden: Tuple[int, ...], modules: Tuple[int, ...],
+                    steps: Tuple[int, ...], models: Optional[Tuple[str, ...]] = None) -> List[Sweep]:
+    """Vary one of hidden size, number of modules, sequence length around `base`."""
+    return [
+        Sweep("hidden_size", tuple(replace(base, hidden_size=h) for h in hidden), models),
+        Sweep("num_modules", tuple(replace(base, num_modules=g) for g in modules), models),
+        Sweep("steps", tuple(replace(base, steps=t) for t in steps), models),
+    ]
+
+
+def smoke_plan() -> Plan:
+    """Tiny sizes: exercises every code path in a few seconds; the numbers mean nothing."""
+    base = Config(batch=2, steps=16, input_size=4, hidden_size=16, num_modules=4)
+    targets = (Target("a", base, "forward", 4.5), Target("b", base, "forward_backward", 4.0),
+               Target("c", replace(base, steps=8), "forward", 20.0))  # a sweep point: no extra config
+    sweeps = one_axis_sweeps(base, hidden=(8, 16), modules=(2, 4), steps=(8, 16))
+    return Plan("smoke", targets, tuple(sweeps), min_run_time=0.001, min_repeats=1, rounds=1,
+                max_run_time=1.0, reference_limit=None)
+
+
+def quick_plan() -> Plan:
+    """The CPU targets with every model, plus small sweeps (kernel, nn.RNN, nn.LSTM) for the plots."""
+    base = Config(batch=32, steps=256, input_size=64, hidden_size=256, num_modules=8)
+    sweeps = one_axis_sweeps(base, hidden=(128, 256, 512), modules=(4, 8, 12), steps=(128, 256, 512),
+                             models=("cwrnn", "rnn", "lstm"))
+    # The reference is a Python loop over dense steps: run it only where that takes under a second.
+    return Plan("quick", CPU_TARGETS, tuple(sweeps), min_run_time=0.3, min_repeats=4, rounds=2,
+                max_run_time=5.0, reference_limit=1.5e9)
+
+
+def full_plan() -> Plan:
+    """Every model over hidden size, number of modules and length, for batch 32 and batch 1."""
+    batched = Config(batch=32, steps=512, input_size=64, hidden_size=512, num_modules=8)
+    single = Config(batch=1, steps=2048, input_size=16, hidden_size=256, num_modules=8)
+    sweeps = (one_axis_sweeps(batched, hidden=(128, 256, 512, 1024), modules=(4, 8, 12),
+                              steps=(128, 256, 512, 1024, 2048))
+              + one_axis_sweeps(single, hidden=(128, 256, 512, 1024), modules=(4, 8, 12),
+                                steps=(256, 512, 1024, 2048, 4096)))
+    return Plan("full", CPU_TARGETS, tuple(sweeps), min_run_time=1.0, min_repeats=6, rounds=3,
+                max_run_time=30.0, reference_limit=None)
+
+
+PLANS = {"smoke": smoke_plan, "quick": quick_plan, "full": full_plan}
+
+# Float32 everywhere; on CUDA bfloat16 as well.
+DEVICE_DTYPES: Dict[str, Tuple[str, ...]] = {"cpu": ("float32",), "cuda": ("float32", "bfloat16")}
+
+
+def with_dtype(config: Config, dtype: str) -> Config:
+    return replace(config, dtype=dtype)

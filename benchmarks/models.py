@@ -1,0 +1,132 @@
+"""The models under test, all built for one Config with the same calling convention:
+time-major input (T, B, I) -> (output (T, B, H), h_n).
+
+The three CW-RNN variants (kernel, pure-PyTorch reference, naive dense-masked) share identical
+weights, so the benchmark can check they compute the same thing before timing them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Sequence
+
+import torch
+from torch import nn
+
+import cwrnn_ext
+from cwrnn_ext.layout import allowed_mask, unit_periods
+
+from .configs import Config
+from .work import cwrnn_parameter_count, lstm_hidden_for_params
+
+MODEL_LABELS = {
+    "cwrnn": "CW-RNN kernel",
+    "cwrnn_reference": "CW-RNN reference",
+    "cwrnn_naive": "CW-RNN dense-masked",
+    "rnn": "nn.RNN same H",
+    "lstm": "nn.LSTM same H",
+    "lstm_same_params": "nn.LSTM same params",
+}
+MODEL_NAMES = tuple(MODEL_LABELS)
+CLOCKWORK_MODELS = ("cwrnn", "cwrnn_reference", "cwrnn_naive")
+
+
+class NaiveClockworkRNN(nn.Module):
+    """A CW-RNN the way most public code writes it: in a Python loop, the full H x H product at
+    every step, then the inactive modules' units are put back to their held values.
+
+    Parameters are named as in nn.RNN, so `load_state_dict(ClockworkRNN(...).state_dict())` works.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int],
+                 module_sizes: Sequence[int], device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.weight_ih_l0 = nn.Parameter(torch.zeros(hidden_size, input_size, **factory))
+        self.weight_hh_l0 = nn.Parameter(torch.zeros(hidden_size, hidden_size, **factory))
+        self.bias_ih_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
+        self.bias_hh_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
+        self.register_buffer("mask", allowed_mask(periods, module_sizes, device).to(dtype), persistent=False)
+        self.register_buffer("unit_period", unit_periods(periods, module_sizes, device), persistent=False)
+
+    def forward(self, input: torch.Tensor):
+        steps, batch, _ = input.shape
+        hidden = self.weight_hh_l0.shape[0]
+        weight_hh = self.weight_hh_l0 * self.mask  # masking keeps the slow->fast structure
+        bias = self.bias_ih_l0 + self.bias_hh_l0
+        active = torch.arange(steps, device=input.device)[:, None] % self.unit_period == 0  # (T, H)
+        h = input.new_zeros(batch, hidden)
+        outputs = []
+        for t in range(steps):
+            candidate = torch.tanh(nn.functional.linear(input[t], self.weight_ih_l0, bias)
+                                   + nn.functional.linear(h, weight_hh))
+            h = torch.where(active[t], candidate, h)
+            outputs.append(h)
+        return torch.stack(outputs), h
+
+
+class ReferenceClockworkRNN(nn.Module):
+    """`cwrnn_ext.reference.clockwork_rnn` (the library's pure-PyTorch definition) as a module."""
+
+    def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int],
+                 module_sizes: Sequence[int], device=None, dtype=None):
+        super().__init__()
+        factory = {"device": device, "dtype": dtype}
+        self.periods, self.module_sizes = list(periods), list(module_sizes)
+        self.weight_ih_l0 = nn.Parameter(torch.zeros(hidden_size, input_size, **factory))
+        self.weight_hh_l0 = nn.Parameter(torch.zeros(hidden_size, hidden_size, **factory))
+        self.bias_ih_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
+        self.bias_hh_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
+
+    def forward(self, input: torch.Tensor):
+        return cwrnn_ext.reference.clockwork_rnn(input, None, self.weight_ih_l0, self.weight_hh_l0,
+                                                 self.bias_ih_l0, self.bias_hh_l0, self.periods,
+                                                 self.module_sizes)
+
+
+@dataclass
+class BenchModel:
+    name: str
+    module: nn.Module
+    hidden_size: int
+    parameters: int  # trainable entries that matter (CW-RNN: the allowed blocks only)
+
+    @property
+    def label(self) -> str:
+        return MODEL_LABELS[self.name]
+
+    def __call__(self, input: torch.Tensor):
+        """(output, h_n) for every model; nn.LSTM's (h_n, c_n) is reduced to h_n."""
+        output, state = self.module(input)
+        return output, state[0] if isinstance(state, tuple) else state
+
+
+def build_models(config: Config, names: Iterable[str], device: torch.device, dtype: torch.dtype,
+                 seed: int = 0) -> Dict[str, BenchModel]:
+    """The requested models for `config`, on `device` in `dtype`, CW-RNN variants sharing weights."""
+    torch.manual_seed(seed)
+    factory = {"device": device, "dtype": dtype}
+    I, H = config.input_size, config.hidden_size
+    layout = (config.periods, config.module_sizes)
+    cw_params = cwrnn_parameter_count(*layout, I)
+    kernel = cwrnn_ext.ClockworkRNN(I, H, periods=config.periods, module_sizes=config.module_sizes, **factory)
+    models: Dict[str, BenchModel] = {}
+    for name in names:
+        if name == "cwrnn":
+            models[name] = BenchModel(name, kernel, H, cw_params)
+        elif name in ("cwrnn_reference", "cwrnn_naive"):
+            cls = ReferenceClockworkRNN if name == "cwrnn_reference" else NaiveClockworkRNN
+            module = cls(I, H, *layout, **factory)
+            module.load_state_dict(kernel.state_dict())
+            models[name] = BenchModel(name, module, H, cw_params)
+        elif name in ("rnn", "lstm", "lstm_same_params"):
+            hidden = lstm_hidden_for_params(cw_params, I) if name == "lstm_same_params" else H
+            cls = nn.RNN if name == "rnn" else nn.LSTM
+            module = cls(I, hidden, **factory)
+            models[name] = BenchModel(name, module, hidden, sum(p.numel() for p in module.parameters()))
+        else:
+            raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")
+    return models
+
+
+def trainable(model: BenchModel) -> List[torch.nn.Parameter]:
+    return [p for p in model.module.parameters() if p.requires_grad]

@@ -1,0 +1,222 @@
+"""CLI: `python -m benchmarks.speed [--smoke | --quick | --full] [options]`.
+
+Times the CW-RNN kernel against the pure-PyTorch reference, a naive dense-masked CW-RNN,
+nn.RNN and nn.LSTM (same hidden size) and nn.LSTM (same parameter count); prints tables and the
+CPU targets, and writes JSON, CSV and PNG plots. See benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Optional
+
+import torch
+
+import cwrnn_ext
+
+from .checks import check_clockwork_variants
+from .configs import DEVICE_DTYPES, PLANS, Plan
+from .memory import MEMORY_METHOD
+from .models import MODEL_NAMES
+from .report import LEGEND, config_table, evaluate_targets, targets_text
+from .results import write_csv, write_json
+from .runner import Settings, run_plan
+from .timing import TIMING_METHOD, configure_threads, disable_tf32
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
+                      help="tiny sizes, a few seconds: checks that everything runs")
+    mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
+                      help="(default) the CPU targets plus small sweeps, under 2 minutes on 2 idle cores")
+    mode.add_argument("--full", dest="mode", action="store_const", const="full",
+                      help="every model over hidden size, modules and length, batch 32 and 1")
+    parser.set_defaults(mode="quick")
+    parser.add_argument("--threads", type=int, default=None,
+                        help=f"intra-op threads, the same for every model (default: all cores, "
+                             f"{available_cores()} here; --smoke: 1, so a busy machine cannot stall it)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                        help="auto (default): CPU, and CUDA too when available")
+    parser.add_argument("--models", default=",".join(MODEL_NAMES),
+                        help="comma-separated subset of: " + ", ".join(MODEL_NAMES))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    parser.add_argument("--min-run-time", type=float, default=None,
+                        help="seconds of timed runs per model and pass (default: per mode)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the peak-memory measurement of forward+backward")
+    args = parser.parse_args(argv)
+    args.models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = [m for m in args.models if m not in MODEL_NAMES]
+    if unknown:
+        parser.error(f"unknown model(s) {unknown}; choose from {', '.join(MODEL_NAMES)}")
+    if args.threads is None:
+        args.threads = 1 if args.mode == "smoke" else available_cores()
+    if args.threads < 1:
+        parser.error("--threads must be >= 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    return args
+
+
+def plots_available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def devices_to_run(choice: str) -> List[str]:
+    if choice == "auto":
+        return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    return [choice]
+
+
+def git_commit() -> Optional[str]:
+    """HEAD of the checkout the benchmark ran from, '+dirty' if it had local changes."""
+    def git(*command):
+        return subprocess.run(["git", *command], cwd=Path(__file__).resolve().parent.parent,
+                              capture_output=True, text=True, timeout=10)
+    try:
+        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
+
+
+def load_average() -> Optional[float]:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform
+        return None
+
+
+def load_warning() -> Optional[str]:
+    """Other busy processes make every parallel region wait for a descheduled thread, which slows
+    the many small parallel regions of nn.RNN / nn.LSTM far more than the kernel: say so."""
+    load = load_average()
+    if load is None or load <= 0.5:
+        return None
+    return (f"warning: 1-minute load average is {load:.1f} on {available_cores()} cores before this run; "
+            f"other processes compete for the CPU, so timings (and speed-ups over nn.RNN / nn.LSTM, "
+            f"which suffer more) are unreliable. Use an idle machine for real numbers.")
+
+
+def device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    try:  # Linux names the CPU model here; platform.processor() is often empty
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def metadata(args, plan: Plan, device: str, precision_note: Optional[str], check: str) -> dict:
+    return {
+        "mode": plan.mode, "device": device, "device_name": device_name(device),
+        "dtypes": list(DEVICE_DTYPES[device]), "threads": args.threads, "cores": available_cores(),
+        "torch": torch.__version__, "cwrnn_ext": cwrnn_ext.__version__,
+        "cuda_kernels_available": cwrnn_ext.cuda_kernels_available(),
+        "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit(),
+        "command": " ".join(["python -m benchmarks.speed"] + sys.argv[1:]),
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "load_average_1min_start": load_average(),
+        "timing": TIMING_METHOD[device], "min_run_time_s": plan.min_run_time,
+        "min_repeats": plan.min_repeats, "rounds": plan.rounds,
+        "max_run_time_s": plan.max_run_time,
+        "memory": MEMORY_METHOD[device], "precision": precision_note, "check": check,
+        "work_ratio": "SRN MACs / CW-RNN MACs over the sequence, exact from periods, module sizes, "
+                      "input size, t0 = 0; CW-RNN charges each active module rows x (I + allowed columns)",
+        "parameters": "CW-RNN: allowed weight_hh entries + weight_ih + biases; others: all parameters",
+    }
+
+
+def run_device(args, plan: Plan, device: str) -> List[Path]:
+    """Everything for one device; saves after every config so a long run leaves partial results."""
+    print(f"\n[{device}] timing: {TIMING_METHOD[device]}; {plan.rounds} round(s), per model and pass "
+          f"at least {plan.min_repeats} calls and {plan.min_run_time} s, at most {plan.max_run_time} s "
+          f"(or one call per round)")
+    if args.memory:
+        print(f"[{device}] peak memory (forward+backward only): {MEMORY_METHOD[device]}")
+    precision_note = disable_tf32() if device == "cuda" else None
+    if precision_note:
+        print(f"[{device}] {precision_note}")
+    check = check_clockwork_variants(torch.device(device))
+    print(f"[{device}] {check}")
+    settings = Settings(plan.mode, torch.device(device), args.threads, args.models, plan.min_run_time,
+                        plan.min_repeats, plan.rounds, plan.max_run_time, plan.reference_limit,
+                        args.memory)
+    meta = metadata(args, plan, device, precision_note, check)
+    json_path = args.out / f"{plan.mode}_{device}.json"
+    csv_path = args.out / f"{plan.mode}_{device}.csv"
+    started, records, pngs = time.perf_counter(), [], []
+    for dtype in DEVICE_DTYPES[device]:
+        config_started = time.perf_counter()
+        for config, config_records in run_plan(plan, dtype, settings):
+            took = time.perf_counter() - config_started
+            print(f"\n[{device}] {config_table(config, config_records)}\n  ({took:.1f} s)", flush=True)
+            config_started = time.perf_counter()
+            records += config_records
+            write_json(json_path, meta, records, None)
+            write_csv(csv_path, records)
+        if plots_available():
+            from .plots import write_plots  # matplotlib is only needed here
+            pngs += write_plots(plan.sweeps, records, dtype, args.out, f"{plan.mode}_{device}_{dtype}",
+                                f"{device}, {dtype}, {args.threads} threads, {plan.mode}")
+    print("\n" + LEGEND)
+    targets = evaluate_targets(plan.targets, records) if device == "cpu" else None
+    if targets:
+        print("\n" + targets_text(targets, args.threads, plan.mode))
+    meta["wall_s"] = round(time.perf_counter() - started, 1)
+    meta["load_average_1min_end"] = load_average()
+    write_json(json_path, meta, records, targets)
+    return [json_path, csv_path] + pngs
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    plan = PLANS[args.mode]()
+    if args.min_run_time is not None:
+        plan = replace(plan, min_run_time=args.min_run_time)
+    args.out.mkdir(parents=True, exist_ok=True)
+    configure_threads(args.threads)
+    started = time.perf_counter()
+    print(f"cwrnn_ext speed benchmark, {plan.mode} mode: torch {torch.__version__}, threads={args.threads} "
+          f"(of {available_cores()} cores), models: {', '.join(args.models)}")
+    if not plots_available():
+        print("note: matplotlib is not installed, so no plots (pip install -r benchmarks/requirements.txt)")
+    warning = load_warning()
+    if warning:
+        print(warning)
+    written = []
+    for device in devices_to_run(args.device):
+        written += run_device(args, plan, device)
+    print(f"\nwall time {time.perf_counter() - started:.1f} s; wrote:")
+    for path in written:
+        print(f"  {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Counting: multiply-adds per sequence, the theoretical work ratio, parameter counts.
+
+The work count follows DESIGN.md section 1 but is exact rather than averaged: it walks the actual
+clock (t = t0, t0 + 1, ...) and, at every step, charges each active module its rows times
+(input size + the columns it may read). Biases and nonlinearities are not counted.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+
+def allowed_columns(periods: Sequence[int], module_sizes: Sequence[int], module: int) -> int:
+    """Columns of weight_hh that module `module` reads: every module at least as slow as it."""
+    return sum(size for period, size in zip(periods, module_sizes) if period >= periods[module])
+
+
+def cwrnn_macs(periods: Sequence[int], module_sizes: Sequence[int], input_size: int, steps: int,
+               batch: int = 1, t0: int = 0) -> int:
+    """Multiply-adds of one CW-RNN layer over `steps` steps (only active modules' rows)."""
+    cost_per_tick = [size * (input_size + allowed_columns(periods, module_sizes, i))
+                     for i, size in enumerate(module_sizes)]
+    total = 0
+    for i, period in enumerate(periods):
+        ticks = count_ticks(period, steps, t0)
+        total += ticks * cost_per_tick[i]
+    return batch * total
+
+
+def count_ticks(period: int, steps: int, t0: int = 0) -> int:
+    """How many t in [t0, t0 + steps) satisfy t % period == 0."""
+    return _multiples_below(period, t0 + steps) - _multiples_below(period, t0)
+
+
+def _multiples_below(period: int, end: int) -> int:
+    """Multiples of `period` in [0, end)."""
+    return (end + period - 1) // period
+
+
+def srn_macs(input_size: int, hidden_size: int, steps: int, batch: int = 1) -> int:
+    """Multiply-adds of a simple RNN (nn.RNN) layer: B (I H + H H) per step."""
+    return batch * steps * (input_size * hidden_size + hidden_size * hidden_size)
+
+
+def work_ratio(periods: Sequence[int], module_sizes: Sequence[int], input_size: int, steps: int,
+               t0: int = 0) -> float:
+    """SRN work / CW-RNN work at the same hidden size: the speed-up an ideal kernel would get."""
+    hidden = sum(module_sizes)
+    return srn_macs(input_size, hidden, steps) / cwrnn_macs(periods, module_sizes, input_size, steps, t0=t0)
+
+
+def cwrnn_parameter_count(periods: Sequence[int], module_sizes: Sequence[int], input_size: int,
+                          bias: bool = True) -> int:
+    """Trainable entries: allowed blocks of weight_hh + weight_ih (+ bias_ih and bias_hh)."""
+    hidden = sum(module_sizes)
+    recurrent = sum(size * allowed_columns(periods, module_sizes, i) for i, size in enumerate(module_sizes))
+    return recurrent + hidden * input_size + (2 * hidden if bias else 0)
+
+
+def lstm_parameter_count(input_size: int, hidden_size: int) -> int:
+    """nn.LSTM, one layer with biases: 4 gates of (I + H) weights and two biases per unit."""
+    return 4 * hidden_size * (input_size + hidden_size + 2)
+
+
+def lstm_hidden_for_params(parameters: int, input_size: int) -> int:
+    """The LSTM hidden size whose parameter count is closest to `parameters`.
+
+    Solves 4 h^2 + 4 (I + 2) h = P for h, then picks the better of the two neighbouring integers.
+    """
+    b = input_size + 2
+    root = (-b + math.sqrt(b * b + parameters)) / 2
+    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
+    return min(sorted(candidates), key=lambda h: abs(lstm_parameter_count(input_size, h) - parameters))
