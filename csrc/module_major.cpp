@@ -6,6 +6,7 @@
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/mul.h>
+#include <ATen/ops/tensor.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 
@@ -111,6 +112,29 @@ void add_product(const Tensor& dst, const Tensor& a, const Tensor& b) {
   }
 }
 
+// Group g's term for all faster rows [0, g.begin), once per value g holds (see HeldTerm).
+HeldTerm held_term(const Tensor& out, const Tensor& h0, const GroupTicks& g, const Tensor& weight_hh) {
+  const int64_t B = out.size(1), begin = g.group.begin, k = g.group.size();
+  Tensor values = at::empty({g.ticks + 1, B, k}, out.options());
+  values.select(0, 0).copy_(h0.narrow(1, begin, k));
+  if (g.ticks > 0) values.narrow(0, 1, g.ticks).copy_(at_ticks(out, g).narrow(2, begin, k));
+  const Tensor w = weight_hh.narrow(0, 0, begin).narrow(1, begin, k).t();
+  return {at::mm(values.view({(g.ticks + 1) * B, k}), w).view({g.ticks + 1, B, begin}), g.first,
+          g.group.period};
+}
+
+// pre (ticks, B, k) += the held terms of slower groups, as read at each of group g's ticks.
+// The device-generic path; backends that fuse this into their recurrence skip it.
+void add_held_terms(const Tensor& pre, const GroupTicks& g, const std::vector<HeldTerm>& held) {
+  if (g.ticks == 0) return;
+  for (const auto& h : held) {
+    std::vector<int64_t> index(g.ticks);
+    for (int64_t n = 0; n < g.ticks; ++n) index[n] = held_value_index(g.first + n * g.group.period, h.first, h.period);
+    const Tensor rows = at::tensor(index, pre.options().dtype(at::kLong));
+    pre.add_(h.values.narrow(2, g.group.begin, g.group.size()).index_select(0, rows));
+  }
+}
+
 // The inputs x_s at the group's ticks as a (ticks * B, I) matrix.
 Tensor inputs_at_ticks(const Tensor& x, const GroupTicks& g) {
   return at_ticks(x, g).reshape({g.ticks * x.size(1), x.size(2)});
@@ -143,6 +167,7 @@ std::tuple<Tensor, Tensor> module_major_forward(
   Tensor out = at::empty({T, B, H}, input.options());
   if (T == 0 || B == 0) return {out, h0.clone()};
 
+  std::vector<HeldTerm> held;  // of the groups done so far, i.e. all slower than the current one
   for (auto g = groups.rbegin(); g != groups.rend(); ++g) {  // slowest first
     const int64_t begin = g->group.begin, k = g->group.size();
     const Tensor rows_ih = weight_ih.narrow(0, begin, k), rows_hh = weight_hh.narrow(0, begin, k);
@@ -150,16 +175,18 @@ std::tuple<Tensor, Tensor> module_major_forward(
     if (g->ticks > 0) {
       const Tensor xs = inputs_at_ticks(x, *g);
       pre = bias ? at::addmm(bias->narrow(0, begin, k), xs, rows_ih.t()) : at::mm(xs, rows_ih.t());
-      if (g->group.end < H) {  // what the slower groups, already computed, send to this one
-        const Tensor w = rows_hh.narrow(1, g->group.end, H - g->group.end).t();
-        for (const auto& block : states_before_ticks(out, h0, *g, g->group.end, H))
-          pre.narrow(0, block.row, block.matrix.size(0)).addmm_(block.matrix, w);
-      }
     } else {
-      pre = at::empty({0, B, k}, input.options());
+      pre = at::empty({0, k}, input.options());
     }
+    pre = pre.view({g->ticks, B, k});
     const Tensor diag_t = rows_hh.narrow(1, begin, k).t().contiguous();
-    backend.forward(*g, pre.view({g->ticks, B, k}), h0, diag_t, out, relu);
+    if (backend.fuses_held_terms()) {
+      backend.forward_with_held(*g, pre, h0, diag_t, out, relu, held);
+    } else {
+      add_held_terms(pre, *g, held);
+      backend.forward(*g, pre, h0, diag_t, out, relu);
+    }
+    if (begin > 0) held.push_back(held_term(out, h0, *g, weight_hh));
   }
 
   if (!lengths) return {out, out.select(0, T - 1).clone()};

@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "schedule.h"
 
@@ -23,6 +24,17 @@ struct GroupTicks {
   int64_t ticks;  // number of ticks
 };
 
+// What a slower group sends to the faster groups, evaluated once per value it holds rather than
+// once per tick of each reader (a held value is read by many ticks of faster groups):
+//   values[m] = W_hh[0:begin, its columns] h^{(m)},  (ticks + 1, B, begin) contiguous,
+// where h^{(0)} is hx and h^{(n+1)} its state after tick n. A tick at step s of a faster group
+// reads the value held at step s - 1: m = 0 if s - 1 < first, else (s - 1 - first) / period + 1.
+struct HeldTerm {
+  at::Tensor values;
+  int64_t first;
+  int64_t period;
+};
+
 // The sequential part, per device. Tensors are contiguous; shapes as in cpu/recurrence.h.
 class RecurrenceBackend {
  public:
@@ -30,6 +42,15 @@ class RecurrenceBackend {
   // pre: (ticks, B, k); h0: (B, H); diag_t: W_ii^T (k, k); out: (T, B, H), group columns written.
   virtual void forward(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
                        const at::Tensor& diag_t, const at::Tensor& out, bool relu) const = 0;
+  // A backend that adds the slower groups' held terms inside its recurrence (one pass, no
+  // temporaries) says so here and implements forward_with_held; for the others the schedule adds
+  // them to `pre` with ATen ops first.
+  virtual bool fuses_held_terms() const { return false; }
+  virtual void forward_with_held(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
+                                 const at::Tensor& diag_t, const at::Tensor& out, bool relu,
+                                 const std::vector<HeldTerm>& held) const {
+    TORCH_CHECK(false, "this backend does not fuse held terms");
+  }
   // out: (T, B, H); grad_state: (T+1, B, H); diag: W_ii (k, k); delta: (ticks, B, k) written;
   // grad_h0: (B, H), group columns written.
   virtual void backward(const GroupTicks& g, const at::Tensor& out, const at::Tensor& grad_state,

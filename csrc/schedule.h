@@ -53,4 +53,10 @@ inline int64_t tick_count(int64_t steps, int64_t first, int64_t period) {
   return first >= steps ? 0 : (steps - 1 - first) / period + 1;
 }
 
+// Which value of a slower group (first tick `first`, every `period`) a tick at `step` reads: the one
+// it held at step - 1. 0 is its initial state, n + 1 its state after its tick n.
+inline int64_t held_value_index(int64_t step, int64_t first, int64_t period) {
+  return step - 1 < first ? 0 : (step - 1 - first) / period + 1;
+}
+
 }  // namespace cwrnn

@@ -4,6 +4,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+#include <string>
+#include <vector>
+
 #include "../module_major.h"
 #include "recurrence.h"
 
@@ -32,13 +36,31 @@ class CpuRecurrence final : public RecurrenceBackend {
  public:
   void forward(const GroupTicks& g, const Tensor& pre, const Tensor& h0, const Tensor& diag_t,
                const Tensor& out, bool relu) const override {
+    forward_with_held(g, pre, h0, diag_t, out, relu, {});
+  }
+
+  // Fused unless CWRNN_UNFUSED_HELD_TERMS=1: the tests use that to cover the schedule's generic
+  // (ATen) path for held terms, which the CUDA backend takes, on the CPU too.
+  bool fuses_held_terms() const override {
+    const char* unfused = std::getenv("CWRNN_UNFUSED_HELD_TERMS");
+    return unfused == nullptr || std::string(unfused) != "1";
+  }
+
+  void forward_with_held(const GroupTicks& g, const Tensor& pre, const Tensor& h0,
+                         const Tensor& diag_t, const Tensor& out, bool relu,
+                         const std::vector<HeldTerm>& held) const override {
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_forward_cpu", [&] {
+      std::vector<HeldSource<scalar_t>> sources;
+      for (const auto& h : held)
+        sources.push_back({h.values.const_data_ptr<scalar_t>(), h.values.size(2), h.first, h.period});
       ForwardRecurrence<scalar_t> p;
       fill_group(p, g, out, relu);
       p.diag = diag_t.const_data_ptr<scalar_t>();
       p.pre = pre.const_data_ptr<scalar_t>();
       p.h0 = h0.const_data_ptr<scalar_t>();
       p.out = out.mutable_data_ptr<scalar_t>();
+      p.held = sources.data();
+      p.num_held = static_cast<int64_t>(sources.size());
       at::parallel_for(0, p.batch, kMinRowsPerThread,
                        [&](int64_t b0, int64_t b1) { run_forward_recurrence(p, b0, b1); });
     });

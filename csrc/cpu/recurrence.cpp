@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../schedule.h"
 #include "activations.h"
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
@@ -86,6 +87,15 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
         const int64_t b = tile + r;
         prev[r] = n == 0 ? p.h0 + b * H + p.begin : p.out + ((s - p.period) * B + b) * H + p.begin;
         std::memcpy(acc[r], p.pre + (n * B + b) * k, k * sizeof(T));
+      }
+      for (int64_t j = 0; j < p.num_held; ++j) {
+        const HeldSource<T>& h = p.held[j];
+        const int64_t m = held_value_index(s, h.first, h.period);
+        for (int64_t r = 0; r < rows; ++r) {
+          const T* __restrict v = h.values + (m * B + tile + r) * h.width + p.begin;
+          T* __restrict a = acc[r];
+          for (int64_t c = 0; c < k; ++c) a[c] += v[c];
+        }
       }
       accumulate_rows(p.diag, k, prev, acc, rows);
       const int64_t held_until = std::min(s + p.period, p.steps);

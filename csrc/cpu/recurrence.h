@@ -18,7 +18,16 @@ struct GroupRecurrence {
   const T* diag;                 // forward: W_ii^T (size x size); backward: W_ii
 };
 
-// Forward: h_n = f(pre_n + W_ii h_{n-1}) from h_{-1} = h0, written into `out` at tick n and held
+// A slower group's held term (module_major.h, HeldTerm): values (ticks + 1, B, width) row-major.
+template <typename T>
+struct HeldSource {
+  const T* values;
+  int64_t width;  // the slower group's begin: its term covers hidden rows [0, width)
+  int64_t first, period;
+};
+
+// Forward: h_n = f(pre_n + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n sums the slower
+// groups' held terms read at this tick; written into `out` at tick n and held
 // on the following steps until the next tick (and h0 held before the first tick).
 //   pre: (ticks, B, size)   h0: (B, H)   out: (T, B, H)
 template <typename T>
@@ -26,6 +35,8 @@ struct ForwardRecurrence : GroupRecurrence<T> {
   const T* pre;
   const T* h0;
   T* out;
+  const HeldSource<T>* held = nullptr;
+  int64_t num_held = 0;
 };
 
 // Backward, from the last tick to the first:
