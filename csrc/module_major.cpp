@@ -112,14 +112,23 @@ void add_product(const Tensor& dst, const Tensor& a, const Tensor& b) {
   }
 }
 
-// Group g's term for all faster rows [0, g.begin), once per value g holds (see HeldTerm).
-HeldTerm held_term(const Tensor& out, const Tensor& h0, const GroupTicks& g, const Tensor& weight_hh) {
-  const int64_t B = out.size(1), begin = g.group.begin, k = g.group.size();
-  Tensor values = at::empty({g.ticks + 1, B, k}, out.options());
+// The values group g holds: hx's columns, then its state after each tick. (ticks + 1, B, k).
+Tensor held_values(const Tensor& out, const Tensor& h0, const GroupTicks& g) {
+  const int64_t begin = g.group.begin, k = g.group.size();
+  Tensor values = at::empty({g.ticks + 1, out.size(1), k}, out.options());
   values.select(0, 0).copy_(h0.narrow(1, begin, k));
   if (g.ticks > 0) values.narrow(0, 1, g.ticks).copy_(at_ticks(out, g).narrow(2, begin, k));
+  return values;
+}
+
+Tensor as_matrix(const Tensor& t) { return t.view({t.size(0) * t.size(1), t.size(2)}); }
+
+// Group g's term for all faster rows [0, g.begin), once per value g holds (see HeldTerm).
+HeldTerm held_term(const Tensor& out, const Tensor& h0, const GroupTicks& g, const Tensor& weight_hh) {
+  const int64_t begin = g.group.begin, k = g.group.size();
   const Tensor w = weight_hh.narrow(0, 0, begin).narrow(1, begin, k).t();
-  return {at::mm(values.view({(g.ticks + 1) * B, k}), w).view({g.ticks + 1, B, begin}), g.first,
+  const Tensor values = held_values(out, h0, g);
+  return {at::mm(as_matrix(values), w).view({g.ticks + 1, out.size(1), begin}), g.first,
           g.group.period};
 }
 
@@ -240,22 +249,58 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
   Tensor grad_bias = at::zeros({H}, input.options());
   if (B == 0) return {grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias};
 
-  for (const auto& g : groups) {  // fastest first
-    const int64_t begin = g.group.begin, k = g.group.size(), end = g.group.end;
+  // With a fusing backend, each group's deltas are also summed per value of every slower group
+  // that its ticks read (held_sums[j], rows [0, begin_j)), so that a slower group's share of the
+  // gradient and of its weight_hh block column is one GEMM over its own ticks + 1 values, the
+  // mirror of the forward's held terms. Otherwise: GEMMs over every tick of the faster group.
+  const bool fused = backend.fuses_held_terms();
+  std::vector<HeldTerm> held_sums(groups.size());
+  if (fused) {
+    for (size_t j = 0; j < groups.size(); ++j)
+      held_sums[j] = {at::zeros({groups[j].ticks + 1, B, groups[j].group.begin}, input.options()),
+                      groups[j].first, groups[j].group.period};
+  }
+
+  for (size_t i = 0; i < groups.size(); ++i) {  // fastest first
+    const GroupTicks& g = groups[i];
+    const int64_t begin = g.group.begin, k = g.group.size(), end = g.group.end, P = g.group.period;
     const Tensor rows_ih = weight_ih.narrow(0, begin, k), rows_hh = weight_hh.narrow(0, begin, k);
+    const Tensor diag = rows_hh.narrow(1, begin, k).contiguous();
     Tensor delta = at::empty({g.ticks, B, k}, input.options());
-    backend.backward(g, out, grad_state, rows_hh.narrow(1, begin, k).contiguous(), delta, grad_h0,
-                     relu);
+    if (fused) {
+      const Tensor values = held_values(out, h0, g);
+      if (begin > 0) {  // what the faster groups read from this one, per value it held
+        const Tensor sums = as_matrix(held_sums[i].values);
+        const Tensor grad_values =
+            at::mm(sums, weight_hh.narrow(0, 0, begin).narrow(1, begin, k)).view({g.ticks + 1, B, k});
+        grad_state.select(0, 0).narrow(1, begin, k).add_(grad_values.select(0, 0));
+        if (g.ticks > 0)  // value n + 1 is the state after tick n: row s_n + 1 of grad_state
+          grad_state.slice(0, g.first + 1, g.first + (g.ticks - 1) * P + 2, P)
+              .narrow(2, begin, k)
+              .add_(grad_values.narrow(0, 1, g.ticks));
+        grad_w_hh.narrow(0, 0, begin).narrow(1, begin, k).copy_(at::mm(sums.t(), as_matrix(values)));
+      }
+      const std::vector<HeldTerm> sinks(held_sums.begin() + i + 1, held_sums.end());
+      backend.backward_with_held(g, out, grad_state, diag, delta, grad_h0, relu, sinks);
+      if (g.ticks > 0)  // the diagonal block: tick n read value n of this group
+        grad_w_hh.narrow(0, begin, k).narrow(1, begin, k)
+            .copy_(at::mm(as_matrix(delta).t(), as_matrix(values.narrow(0, 0, g.ticks))));
+    } else {
+      backend.backward(g, out, grad_state, diag, delta, grad_h0, relu);
+      if (g.ticks > 0) {
+        const Tensor d = as_matrix(delta);
+        Tensor grad_w_allowed = grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin);
+        for (const auto& block : states_before_ticks(out, h0, g, begin, H))
+          grad_w_allowed.addmm_(d.narrow(0, block.row, block.matrix.size(0)).t(), block.matrix);
+        if (end < H)  // to the slower groups, at the state each tick read (row s of grad_state)
+          add_product(at_ticks(grad_state, g).narrow(2, end, H - end), d, rows_hh.narrow(1, end, H - end));
+      }
+    }
     if (g.ticks == 0) continue;
-    const Tensor d = delta.view({g.ticks * B, k});
+    const Tensor d = as_matrix(delta);
     grad_w_ih.narrow(0, begin, k).copy_(at::mm(d.t(), inputs_at_ticks(x, g)));
     grad_bias.narrow(0, begin, k).copy_(d.sum(0));
-    Tensor grad_w_allowed = grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin);
-    for (const auto& block : states_before_ticks(out, h0, g, begin, H))
-      grad_w_allowed.addmm_(d.narrow(0, block.row, block.matrix.size(0)).t(), block.matrix);
     add_product(at_ticks(grad_x, g), d, rows_ih);
-    if (end < H)  // to the slower groups, at the state each tick read (row s of grad_state)
-      add_product(at_ticks(grad_state, g).narrow(2, end, H - end), d, rows_hh.narrow(1, end, H - end));
   }
   return {grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias};
 }

@@ -56,6 +56,14 @@ class RecurrenceBackend {
   virtual void backward(const GroupTicks& g, const at::Tensor& out, const at::Tensor& grad_state,
                         const at::Tensor& diag, const at::Tensor& delta, const at::Tensor& grad_h0,
                         bool relu) const = 0;
+  // The fused backward also adds each delta_n into sinks[j].values[m] (columns of this group),
+  // m = the value of slower group j that tick n read (the mirror of forward_with_held).
+  virtual void backward_with_held(const GroupTicks& g, const at::Tensor& out,
+                                  const at::Tensor& grad_state, const at::Tensor& diag,
+                                  const at::Tensor& delta, const at::Tensor& grad_h0, bool relu,
+                                  const std::vector<HeldTerm>& sinks) const {
+    TORCH_CHECK(false, "this backend does not fuse held terms");
+  }
 };
 
 std::tuple<at::Tensor, at::Tensor> module_major_forward(

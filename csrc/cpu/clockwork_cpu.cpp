@@ -32,6 +32,14 @@ void fill_group(Params& p, const GroupTicks& g, const Tensor& out, bool relu) {
   p.relu = relu;
 }
 
+template <typename T>
+std::vector<HeldSource<T>> sources_of(const std::vector<HeldTerm>& terms) {
+  std::vector<HeldSource<T>> sources;
+  for (const auto& h : terms)
+    sources.push_back({h.values.const_data_ptr<T>(), h.values.size(2), h.first, h.period});
+  return sources;
+}
+
 class CpuRecurrence final : public RecurrenceBackend {
  public:
   void forward(const GroupTicks& g, const Tensor& pre, const Tensor& h0, const Tensor& diag_t,
@@ -50,9 +58,7 @@ class CpuRecurrence final : public RecurrenceBackend {
                          const Tensor& diag_t, const Tensor& out, bool relu,
                          const std::vector<HeldTerm>& held) const override {
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_forward_cpu", [&] {
-      std::vector<HeldSource<scalar_t>> sources;
-      for (const auto& h : held)
-        sources.push_back({h.values.const_data_ptr<scalar_t>(), h.values.size(2), h.first, h.period});
+      const auto sources = sources_of<scalar_t>(held);
       ForwardRecurrence<scalar_t> p;
       fill_group(p, g, out, relu);
       p.diag = diag_t.const_data_ptr<scalar_t>();
@@ -68,7 +74,14 @@ class CpuRecurrence final : public RecurrenceBackend {
 
   void backward(const GroupTicks& g, const Tensor& out, const Tensor& grad_state, const Tensor& diag,
                 const Tensor& delta, const Tensor& grad_h0, bool relu) const override {
+    backward_with_held(g, out, grad_state, diag, delta, grad_h0, relu, {});
+  }
+
+  void backward_with_held(const GroupTicks& g, const Tensor& out, const Tensor& grad_state,
+                          const Tensor& diag, const Tensor& delta, const Tensor& grad_h0, bool relu,
+                          const std::vector<HeldTerm>& sinks) const override {
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_backward_cpu", [&] {
+      const auto sink_sources = sources_of<scalar_t>(sinks);
       BackwardRecurrence<scalar_t> p;
       fill_group(p, g, out, relu);
       p.diag = diag.const_data_ptr<scalar_t>();
@@ -76,6 +89,9 @@ class CpuRecurrence final : public RecurrenceBackend {
       p.grad_state = grad_state.const_data_ptr<scalar_t>();
       p.delta = delta.mutable_data_ptr<scalar_t>();
       p.grad_h0 = grad_h0.mutable_data_ptr<scalar_t>();
+      p.sinks = sink_sources.data();
+      p.num_sinks = static_cast<int64_t>(sink_sources.size());
+      // Rows of a sink belong to batch rows, so threads owning disjoint batch rows never collide.
       at::parallel_for(0, p.batch, kMinRowsPerThread,
                        [&](int64_t b0, int64_t b1) { run_backward_recurrence(p, b0, b1); });
     });

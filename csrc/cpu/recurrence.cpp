@@ -141,6 +141,12 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
         times_derivative(dh[r], p.out + (s * B + b) * H + p.begin, k, p.relu);
         T* delta = p.delta + (n * B + b) * k;
         std::memcpy(delta, dh[r], k * sizeof(T));
+        for (int64_t j = 0; j < p.num_sinks; ++j) {
+          const HeldSource<T>& h = p.sinks[j];
+          const int64_t m = held_value_index(s, h.first, h.period);
+          T* __restrict sum = const_cast<T*>(h.values) + (m * B + b) * h.width + p.begin;
+          for (int64_t c = 0; c < k; ++c) sum[c] += delta[c];
+        }
         d[r] = delta;
         std::fill(carry[r], carry[r] + k, T(0));
       }

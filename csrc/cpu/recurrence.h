@@ -51,6 +51,10 @@ struct BackwardRecurrence : GroupRecurrence<T> {
   const T* grad_state;
   T* delta;
   T* grad_h0;
+  // Each delta_n is also added to sinks[j].values[m] at this group's columns, m = the value of
+  // slower group j read at tick n (values are (ticks_j + 1, B, width) row-major, written here).
+  const HeldSource<T>* sinks = nullptr;
+  int64_t num_sinks = 0;
 };
 
 void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1);
