@@ -32,18 +32,35 @@ template <typename T, int R, int C>
 __attribute__((always_inline)) inline void accumulate_block(const T* __restrict m, int64_t k,
                                                              const T* const* x, T* const* acc,
                                                              int64_t c0) {
-  T sum[R][C];
+  // With few rows there are too few independent FMA chains to hide their latency, so even and
+  // odd j accumulate separately (S = 2) and are added at the end.
+  constexpr int S = R <= 2 ? 2 : 1;
+  T sum[S][R][C] = {};
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) sum[r][c] = acc[r][c0 + c];
-  for (int64_t j = 0; j < k; ++j) {
+    for (int c = 0; c < C; ++c) sum[0][r][c] = acc[r][c0 + c];
+  int64_t j = 0;
+  for (; j + S <= k; j += S) {
+    for (int u = 0; u < S; ++u) {
+      const T* __restrict mj = m + (j + u) * k + c0;
+      for (int r = 0; r < R; ++r) {
+        const T xj = x[r][j + u];
+        for (int c = 0; c < C; ++c) sum[u][r][c] += xj * mj[c];
+      }
+    }
+  }
+  for (; j < k; ++j) {
     const T* __restrict mj = m + j * k + c0;
     for (int r = 0; r < R; ++r) {
       const T xj = x[r][j];
-      for (int c = 0; c < C; ++c) sum[r][c] += xj * mj[c];
+      for (int c = 0; c < C; ++c) sum[0][r][c] += xj * mj[c];
     }
   }
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) acc[r][c0 + c] = sum[r][c];
+    for (int c = 0; c < C; ++c) {
+      T total = sum[0][r][c];
+      for (int u = 1; u < S; ++u) total += sum[u][r][c];
+      acc[r][c0 + c] = total;
+    }
 }
 
 // acc[r][:] += sum_j x[r][j] * m[j][:] for R rows; m is (k x k) row-major.
@@ -72,6 +89,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
                                                         int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden;
   std::vector<T> buffer(kRowTile * k);
+  std::vector<int64_t> held_value(p.num_held);  // per slower group, the value read at this tick
   for (int64_t tile = b0; tile < b1; tile += kRowTile) {
     const int64_t rows = std::min(kRowTile, b1 - tile);
     T* acc[kRowTile];
@@ -81,6 +99,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     for (int64_t s = 0; s < std::min(p.first, p.steps); ++s)
       for (int64_t r = 0; r < rows; ++r)
         std::memcpy(p.out + (s * B + tile + r) * H + p.begin, p.h0 + (tile + r) * H + p.begin, k * sizeof(T));
+    std::fill(held_value.begin(), held_value.end(), 0);
     for (int64_t n = 0; n < p.ticks; ++n) {
       const int64_t s = p.first + n * p.period;
       for (int64_t r = 0; r < rows; ++r) {
@@ -90,7 +109,10 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
       }
       for (int64_t j = 0; j < p.num_held; ++j) {
         const HeldSource<T>& h = p.held[j];
-        const int64_t m = held_value_index(s, h.first, h.period);
+        // = held_value_index(s, ...), advanced incrementally: a division per tick would cost
+        // as much as the rest of a small group's step.
+        int64_t& m = held_value[j];
+        while (h.first + m * h.period <= s - 1) ++m;
         for (int64_t r = 0; r < rows; ++r) {
           const T* __restrict v = h.values + (m * B + tile + r) * h.width + p.begin;
           T* __restrict a = acc[r];
@@ -113,6 +135,7 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
                                                          int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden;
   std::vector<T> buffer(2 * kRowTile * k);
+  std::vector<int64_t> held_value(p.num_sinks);  // per slower group, the value read at this tick
   for (int64_t tile = b0; tile < b1; tile += kRowTile) {
     const int64_t rows = std::min(kRowTile, b1 - tile);
     T* carry[kRowTile];  // W_ii^T delta_{n+1}: what tick n+1 sends back to h_n
@@ -132,8 +155,17 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
         }
       }
     };
+    for (int64_t j = 0; j < p.num_sinks; ++j) {
+      const HeldSource<T>& h = p.sinks[j];
+      held_value[j] = held_value_index(p.first + (p.ticks - 1) * p.period, h.first, h.period);
+    }
     for (int64_t n = p.ticks - 1; n >= 0; --n) {
       const int64_t s = p.first + n * p.period;
+      for (int64_t j = 0; j < p.num_sinks; ++j) {  // held_value_index(s, ...), walked backwards
+        const HeldSource<T>& h = p.sinks[j];
+        int64_t& m = held_value[j];
+        while (m > 0 && h.first + (m - 1) * h.period > s - 1) --m;
+      }
       gather(s + 1, std::min(s + p.period, p.steps) + 1);
       const T* d[kRowTile];
       for (int64_t r = 0; r < rows; ++r) {
@@ -143,7 +175,7 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
         std::memcpy(delta, dh[r], k * sizeof(T));
         for (int64_t j = 0; j < p.num_sinks; ++j) {
           const HeldSource<T>& h = p.sinks[j];
-          const int64_t m = held_value_index(s, h.first, h.period);
+          const int64_t m = held_value[j];
           T* __restrict sum = const_cast<T*>(h.values) + (m * B + b) * h.width + p.begin;
           for (int64_t c = 0; c < k; ++c) sum[c] += delta[c];
         }
