@@ -35,6 +35,21 @@ struct HeldTerm {
   int64_t period;
 };
 
+// Copies a group's shape and schedule into a backend's kernel parameters (the CPU and CUDA
+// parameter structs share these field names).
+template <typename Params>
+void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, bool relu) {
+  p.steps = out.size(0);
+  p.batch = out.size(1);
+  p.hidden = out.size(2);
+  p.begin = g.group.begin;
+  p.size = g.group.size();
+  p.first = g.first;
+  p.period = g.group.period;
+  p.ticks = g.ticks;
+  p.relu = relu;
+}
+
 // The sequential part, per device. Tensors are contiguous; shapes as in cpu/recurrence.h.
 class RecurrenceBackend {
  public:

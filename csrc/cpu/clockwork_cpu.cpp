@@ -19,19 +19,6 @@ using at::Tensor;
 // Rows per thread below which spreading the batch over threads costs more than it saves.
 constexpr int64_t kMinRowsPerThread = 2;
 
-template <typename Params>
-void fill_group(Params& p, const GroupTicks& g, const Tensor& out, bool relu) {
-  p.steps = out.size(0);
-  p.batch = out.size(1);
-  p.hidden = out.size(2);
-  p.begin = g.group.begin;
-  p.size = g.group.size();
-  p.first = g.first;
-  p.period = g.group.period;
-  p.ticks = g.ticks;
-  p.relu = relu;
-}
-
 template <typename T>
 std::vector<HeldSource<T>> sources_of(const std::vector<HeldTerm>& terms) {
   std::vector<HeldSource<T>> sources;

@@ -31,20 +31,6 @@ namespace {
 
 using at::Tensor;
 
-// As in cpu/clockwork_cpu.cpp.
-template <typename Params>
-void fill_group(Params& p, const GroupTicks& g, const Tensor& out, bool relu) {
-  p.steps = out.size(0);
-  p.batch = out.size(1);
-  p.hidden = out.size(2);
-  p.begin = g.group.begin;
-  p.size = g.group.size();
-  p.first = g.first;
-  p.period = g.group.period;
-  p.ticks = g.ticks;
-  p.relu = relu;
-}
-
 cudaStream_t current_stream(const Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
