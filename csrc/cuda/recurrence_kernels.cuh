@@ -67,6 +67,17 @@ __device__ __forceinline__ c10::BFloat16 load_readonly(const c10::BFloat16* ptr)
   return c10::BFloat16(__ldg(reinterpret_cast<const unsigned short*>(ptr)), c10::BFloat16::from_bits());
 }
 
+// diag[j * k + c] (= W_ii[c][j]) from shared memory when W_ii is resident, else from global memory.
+template <typename acc_t, bool kResident, typename scalar_t>
+__device__ __forceinline__ acc_t diag_entry(const scalar_t* w_shared, const scalar_t* diag, int k,
+                                            int j, int c) {
+  if constexpr (kResident) {
+    return static_cast<acc_t>(w_shared[j * k + c]);
+  } else {
+    return static_cast<acc_t>(load_readonly(diag + static_cast<int64_t>(j) * k + c));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Forward: h_n = f(pre_n + W_ii h_{n-1}), written to out over the steps it is held.
 // diag = W_ii^T (k x k, row j = input unit j), so diag[j * k + c] is contiguous over c.
@@ -126,12 +137,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1)
       }
 #pragma unroll 4
       for (int j = 0; j < k; ++j) {
-        acc_t w;
-        if constexpr (kResident) {
-          w = static_cast<acc_t>(w_shared[j * k + c]);
-        } else {
-          w = static_cast<acc_t>(load_readonly(p.diag + static_cast<int64_t>(j) * k + c));
-        }
+        const acc_t w = diag_entry<acc_t, kResident>(w_shared, p.diag, k, j, c);
 #pragma unroll
         for (int q = 0; q < kRows; ++q) acc[q] += prev[local[q] * k + j] * w;
       }
@@ -244,12 +250,7 @@ __global__ void __launch_bounds__(kMaxThreads, 1)
       }
 #pragma unroll 4
       for (int j = 0; j < k; ++j) {
-        acc_t w;
-        if constexpr (kResident) {
-          w = static_cast<acc_t>(w_shared[j * k + c]);
-        } else {
-          w = static_cast<acc_t>(load_readonly(p.diag + static_cast<int64_t>(j) * k + c));
-        }
+        const acc_t w = diag_entry<acc_t, kResident>(w_shared, p.diag, k, j, c);
 #pragma unroll
         for (int q = 0; q < kRows; ++q) acc[q] += d_cur[local[q] * k + j] * w;
       }
