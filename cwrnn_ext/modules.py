@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .arguments import NONLINEARITIES, check_clock
+from .arguments import NONLINEARITIES, check_clock, check_lengths
 from .functional import clockwork_rnn
 from .layout import allowed_mask, resolve_layout
 
@@ -61,16 +61,31 @@ class _ClockworkBase(nn.Module):
         return text
 
 
-class ClockworkRNN(_ClockworkBase):
-    """A (multi-layer) Clockwork RNN. Parameters and calling convention follow `nn.RNN`.
+def _reverse_within_lengths(x: torch.Tensor, lengths: Optional[torch.Tensor]) -> torch.Tensor:
+    """x (T, B, ...) with the first lengths[b] steps of every sequence b in reverse order; the
+    padding stays where it is. Applying it twice gives x back."""
+    if lengths is None:
+        return x.flip(0)
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)  # (T, 1)
+    length = lengths.to(x.device).unsqueeze(0)  # (1, B)
+    index = torch.where(steps < length, length - 1 - steps, steps)  # (T, B)
+    return x.gather(0, index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x))
 
-    forward(input, hx=None, t0=0, lengths=None) -> (output, h_n); see SPEC.md section 2.
+
+class ClockworkRNN(_ClockworkBase):
+    """A (multi-layer, optionally bidirectional) Clockwork RNN. Parameters and calling convention
+    follow `nn.RNN`.
+
+    forward(input, hx=None, t0=0, lengths=None) -> (output, h_n); see docs/contract.md.
+    With bidirectional=True the reverse direction runs every sequence backwards from its last
+    valid step, whose clock value is t0; its output is put back in input time order.
     """
 
     def __init__(self, input_size: int, hidden_size: int, periods: Optional[Sequence[int]] = None,
                  num_modules: Optional[int] = None, module_sizes: Optional[Sequence[int]] = None,
                  num_layers: int = 1, nonlinearity: str = "tanh", bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, device=None, dtype=None):
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None):
         super().__init__()
         self._setup(input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias)
         self.num_layers = _check_int(num_layers, "num_layers", 1)
@@ -78,13 +93,24 @@ class ClockworkRNN(_ClockworkBase):
             raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
         self.dropout = float(dropout)
         self.batch_first = bool(batch_first)
+        self.bidirectional = bool(bidirectional)
         factory = {"device": device, "dtype": dtype}
         for layer in range(self.num_layers):
-            self._add_layer_parameters(f"_l{layer}", input_size if layer == 0 else hidden_size, factory)
+            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            for suffix in self._direction_suffixes:
+                self._add_layer_parameters(f"_l{layer}{suffix}", layer_input, factory)
         self.reset_parameters()
 
-    def _layer_parameters(self, layer: int):
-        get = lambda name: getattr(self, f"{name}_l{layer}", None)  # noqa: E731
+    @property
+    def num_directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def _direction_suffixes(self):
+        return ("", "_reverse") if self.bidirectional else ("",)
+
+    def _layer_parameters(self, layer: int, suffix: str = ""):
+        get = lambda name: getattr(self, f"{name}_l{layer}{suffix}", None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
     def forward(self, input, hx=None, t0: int = 0, lengths=None):
@@ -109,14 +135,22 @@ class ClockworkRNN(_ClockworkBase):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"input has {input.shape[-1]} features, expected input_size={self.input_size}")
         hx = self._check_hx(hx, input, unbatched)
+        if self.bidirectional:  # the reversal needs the lengths as a tensor
+            lengths = check_lengths(lengths, input.shape[0], input.shape[1])
 
         layer_input, finals = input, []
         for layer in range(self.num_layers):
-            weight_ih, weight_hh, bias_ih, bias_hh = self._layer_parameters(layer)
-            output, h_n = clockwork_rnn(layer_input, None if hx is None else hx[layer], weight_ih, weight_hh,
-                                        bias_ih, bias_hh, self.periods, self.module_sizes, t0,
-                                        self.nonlinearity, lengths)
-            finals.append(h_n)
+            outputs = []
+            for direction, suffix in enumerate(self._direction_suffixes):
+                reverse = direction == 1
+                state = None if hx is None else hx[layer * self.num_directions + direction]
+                output, h_n = clockwork_rnn(
+                    _reverse_within_lengths(layer_input, lengths) if reverse else layer_input, state,
+                    *self._layer_parameters(layer, suffix), self.periods, self.module_sizes, t0,
+                    self.nonlinearity, lengths)
+                outputs.append(_reverse_within_lengths(output, lengths) if reverse else output)
+                finals.append(h_n)
+            output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
             layer_input = output
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = nn.functional.dropout(output, self.dropout, training=True)
@@ -135,9 +169,11 @@ class ClockworkRNN(_ClockworkBase):
             return None
         if not isinstance(hx, torch.Tensor):
             raise TypeError(f"hx must be a Tensor, got {type(hx).__name__}")
-        expected = (self.num_layers, self.hidden_size) if unbatched else (self.num_layers, input.shape[1], self.hidden_size)
+        states = self.num_layers * self.num_directions
+        expected = (states, self.hidden_size) if unbatched else (states, input.shape[1], self.hidden_size)
         if tuple(hx.shape) != expected:
-            raise ValueError(f"hx must have shape {expected} (num_layers, {'' if unbatched else 'batch, '}hidden_size), "
+            layers = "num_layers * 2" if self.bidirectional else "num_layers"
+            raise ValueError(f"hx must have shape {expected} ({layers}, {'' if unbatched else 'batch, '}hidden_size), "
                              f"got {tuple(hx.shape)}")
         return hx.unsqueeze(1) if unbatched else hx
 
@@ -160,6 +196,8 @@ class ClockworkRNN(_ClockworkBase):
             text += ", batch_first=True"
         if self.dropout:
             text += f", dropout={self.dropout}"
+        if self.bidirectional:
+            text += ", bidirectional=True"
         return text
 
 
