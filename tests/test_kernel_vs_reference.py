@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import cwrnn_ext
-from helpers import (DEVICES, TOLERANCE, needs_cuda, allowed_mask, assert_close, assert_nontrivial,
-                     make_problem, random_lengths, run_kernel, run_reference)
+from helpers import (DEVICES, TOLERANCE, needs_cuda, allowed_mask, assert_close, assert_half_close,
+                     assert_nontrivial, make_problem, random_lengths, run_kernel, run_reference)
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -146,18 +146,25 @@ def test_empty(T, B, device):
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_half_precision_cuda(dtype):
+    """The half-type kernels (float32 accumulation) are at least about as accurate as PyTorch
+    doing the same math in that dtype, both measured against float64 from the same inputs."""
     problem = make_problem(20, 4, 5, 12, [1, 2, 4, 8], dtype=dtype, device="cuda", seed=9)
-    wide = make_problem(20, 4, 5, 12, [1, 2, 4, 8], dtype=dtype, device="cuda", seed=9)
-    for name, tensor in wide.tensors():  # the same (rounded) values, computed in float32
-        setattr(wide, name, tensor.detach().float().requires_grad_())
+
+    def same_values(dtype_, device):
+        copy = make_problem(20, 4, 5, 12, [1, 2, 4, 8], dtype=dtype, device="cuda", seed=9)
+        for name, tensor in copy.tensors():  # the same rounded values
+            setattr(copy, name, tensor.detach().to(device, dtype_).requires_grad_())
+        return copy
+
     lengths = random_lengths(20, 4, 9, "cuda")
     out_k, hn_k, grads_k = run_kernel(problem, t0=1, lengths=lengths)
-    out_r, hn_r, grads_r = run_reference(wide, t0=1, lengths=lengths)
-    tol = 2e-2 if dtype == torch.bfloat16 else 5e-3
-    assert_close(out_k.float(), out_r, tol=tol, what="output")
-    assert_close(hn_k.float(), hn_r, tol=tol, what="h_n")
-    for name in grads_r:
-        assert_close(grads_k[name].float(), grads_r[name], tol=5 * tol, what=f"grad {name}")
+    out_e, hn_e, grads_e = run_reference(same_values(torch.float64, "cpu"), t0=1, lengths=lengths.cpu())
+    out_p, hn_p, grads_p = run_reference(same_values(dtype, "cuda"), t0=1, lengths=lengths)
+    assert out_k.dtype == dtype
+    assert_half_close(out_k, out_e, out_p, "output")
+    assert_half_close(hn_k, hn_e, hn_p, "h_n")
+    for name in grads_e:
+        assert_half_close(grads_k[name], grads_e[name], grads_p[name], f"grad {name}")
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -177,14 +184,31 @@ def test_float32_activation_accuracy(nonlinearity, device):
 def test_tolerances_are_meaningful():
     """Guard against a helper that compares nothing: a perturbation well above the tolerance
     must be caught."""
-    a = torch.randn(5, dtype=torch.float64)
-    for dtype, tol in TOLERANCE.items():
+    a = torch.randn(5, dtype=torch.float64) * 1e3
+    a[1] = 1e-6  # a small entry among large ones is checked on its own scale
+    for dtype, (rtol, atol) in TOLERANCE.items():
         b = a.to(dtype)
-        c = b.clone()
-        c[2] += 100 * tol
         assert_close(b, b.clone(), dtype)
+        for index in (1, 2):
+            c = b.clone()
+            c[index] += 100 * (atol + rtol * abs(b[index]))
+            with pytest.raises(AssertionError):
+                assert_close(c, b, dtype)
+        nan = b.clone()
+        nan[3] = float("nan")
         with pytest.raises(AssertionError):
-            assert_close(c, b, dtype)
+            assert_close(nan, b, dtype)
+
+
+def test_half_criterion_is_meaningful():
+    expected = torch.randn(100, dtype=torch.float64)
+    for dtype in (torch.float16, torch.bfloat16):
+        same_math = expected.to(dtype)  # one rounding: PyTorch's own error
+        assert_half_close(same_math, expected, same_math, "rounded once")
+        worse = same_math.clone()
+        worse[7] += 20 * torch.finfo(dtype).eps * (1 + abs(float(expected[7])))
+        with pytest.raises(AssertionError):
+            assert_half_close(worse, expected, same_math, "perturbed")
 
 
 @pytest.mark.parametrize("t0", [0, 5])
