@@ -3,10 +3,10 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/arange.h>
+#include <ATen/ops/div.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/mul.h>
-#include <ATen/ops/tensor.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
 
@@ -52,11 +52,21 @@ void check_shapes(const Tensor& input, const Tensor& hx, const Tensor& weight_ih
                 lengths->scalar_type());
     TORCH_CHECK(lengths->device() == input.device(), "lengths is on ", lengths->device(),
                 " but input is on ", input.device());
-    if (B > 0) {
+    // On the host the check is free. On a GPU it would sync the stream (and forbid CUDA graphs):
+    // there the Python layer checks, and the schedule clamps (see in_range) so that no value
+    // can index outside the tensors.
+    if (B > 0 && lengths->is_cpu()) {
       TORCH_CHECK(lengths->min().item<int64_t>() >= 0 && lengths->max().item<int64_t>() <= T,
                   "lengths must lie in [0, ", T, "]");
     }
   }
+}
+
+// lengths as the schedule uses them: checked on the host; clamped into [0, T] on a GPU, where
+// they are not checked here (check_shapes), so that nothing can index out of bounds.
+std::optional<Tensor> in_range(const std::optional<Tensor>& lengths, int64_t steps) {
+  if (!lengths || lengths->is_cpu()) return lengths;
+  return lengths->clamp(0, steps);
 }
 
 GroupTicks ticks_of(const PeriodGroup& g, int64_t steps, int64_t t0) {
@@ -136,10 +146,13 @@ HeldTerm held_term(const Tensor& out, const Tensor& h0, const GroupTicks& g, con
 // The device-generic path; backends that fuse this into their recurrence skip it.
 void add_held_terms(const Tensor& pre, const GroupTicks& g, const std::vector<HeldTerm>& held) {
   if (g.ticks == 0) return;
+  // The steps of g's ticks, made where `pre` lives: an index built on the host would need a
+  // blocking copy to the GPU (a stream sync per pair of groups, and no CUDA-graph capture).
+  const Tensor reads = at::arange(g.ticks, pre.options().dtype(at::kLong)) * g.group.period + (g.first - 1);
   for (const auto& h : held) {
-    std::vector<int64_t> index(g.ticks);
-    for (int64_t n = 0; n < g.ticks; ++n) index[n] = held_value_index(g.first + n * g.group.period, h.first, h.period);
-    const Tensor rows = at::tensor(index, pre.options().dtype(at::kLong));
+    // held_value_index, vectorised: the value held at step s - 1 (0 before h's first tick).
+    const Tensor rows = at::where(reads < h.first, at::zeros({}, reads.options()),
+                                  at::div(reads - h.first, h.period, "floor") + 1);
     pre.add_(h.values.narrow(2, g.group.begin, g.group.size()).index_select(0, rows));
   }
 }
@@ -168,9 +181,10 @@ Tensor valid_steps_mask(const Tensor& lengths, int64_t steps) {
 std::tuple<Tensor, Tensor> module_major_forward(
     const Tensor& input, const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
     const std::optional<Tensor>& bias, c10::IntArrayRef periods, c10::IntArrayRef module_sizes,
-    int64_t t0, bool relu, const std::optional<Tensor>& lengths, const RecurrenceBackend& backend) {
-  check_shapes(input, hx, weight_ih, weight_hh, bias, lengths);
+    int64_t t0, bool relu, const std::optional<Tensor>& lengths_arg, const RecurrenceBackend& backend) {
+  check_shapes(input, hx, weight_ih, weight_hh, bias, lengths_arg);
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
+  const std::optional<Tensor> lengths = in_range(lengths_arg, T);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
   const Tensor x = input.contiguous(), h0 = hx.contiguous();
   Tensor out = at::empty({T, B, H}, input.options());
@@ -212,9 +226,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
     const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& hx,
     const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& output,
     c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0, bool relu,
-    const std::optional<Tensor>& lengths, const RecurrenceBackend& backend) {
-  check_shapes(input, hx, weight_ih, weight_hh, std::nullopt, lengths);
+    const std::optional<Tensor>& lengths_arg, const RecurrenceBackend& backend) {
+  check_shapes(input, hx, weight_ih, weight_hh, std::nullopt, lengths_arg);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
+  const std::optional<Tensor> lengths = in_range(lengths_arg, T);
   TORCH_CHECK(output.sizes() == at::IntArrayRef({T, B, H}), "output must be (T, B, H), got ",
               output.sizes());
   TORCH_CHECK(grad_output.sizes() == output.sizes(), "grad_output must be (T, B, H), got ",

@@ -498,3 +498,62 @@ def test_module_on_cuda():
     out_cuda, h_cuda = model_cuda(x.cuda(), t0=2)
     assert_close(out_cuda, out_cpu, (1e-12, 1e-13), "output")
     assert_close(h_cuda, h_cpu, (1e-12, 1e-13), "h_n")
+
+
+# --------------------------------------------------------------------------------------------
+# No host synchronisation: CUDA graphs and sync debug mode
+# --------------------------------------------------------------------------------------------
+def _graph_model_and_data():
+    torch.manual_seed(0)
+    model = cwrnn_ext.ClockworkRNN(5, 48, periods=[1, 2, 4, 8], num_layers=2, device="cuda")
+    x = torch.randn(33, 6, 5, device="cuda")
+    lengths = torch.tensor([33, 0, 7, 20, 1, 32], device="cuda")  # on the GPU: checked there
+    return model, x, lengths
+
+
+def _loss(model, x, lengths):
+    out, h_n = model(x, t0=3, lengths=lengths)
+    return out.square().sum() + h_n.sum()
+
+
+def test_forward_backward_do_not_sync_the_host():
+    model, x, lengths = _graph_model_and_data()
+    _loss(model, x, lengths).backward()  # warm-up: lazy initialisation may sync once
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        model.zero_grad()
+        _loss(model, x, lengths).backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_cuda_graph_capture_and_replay():
+    """Forward and backward captured in one CUDA graph, replayed on new input: the gradients of
+    eager execution on that input."""
+    model, x, lengths = _graph_model_and_data()
+    static_x = x.clone()
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up on a side stream, as torch.cuda.graphs asks
+        for _ in range(2):
+            model.zero_grad(set_to_none=True)
+            _loss(model, static_x, lengths).backward()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    model.zero_grad(set_to_none=True)
+    with torch.cuda.graph(graph):
+        static_loss = _loss(model, static_x, lengths)
+        static_loss.backward()
+
+    new_x = torch.randn_like(x)
+    static_x.copy_(new_x)
+    graph.replay()
+    torch.cuda.synchronize()
+    replayed = [static_loss.detach().clone()] + [p.grad.detach().clone() for p in model.parameters()]
+    model.zero_grad(set_to_none=True)
+    eager_loss = _loss(model, new_x, lengths)
+    eager_loss.backward()
+    eager = [eager_loss.detach()] + [p.grad for p in model.parameters()]
+    for (name, _), a, b in zip([("loss", None)] + list(model.named_parameters()), replayed, eager):
+        assert_close(a, b, (1e-5, 1e-6), f"replayed {name}")

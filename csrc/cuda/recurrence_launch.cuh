@@ -8,6 +8,10 @@
 #include <cuda_runtime.h>
 
 #include <climits>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <utility>
 
 #include "launch_shape.h"
 #include "recurrence_cuda.h"
@@ -17,28 +21,60 @@ namespace cwrnn {
 namespace cuda {
 namespace detail {
 
+// What the launches need to know of a device, queried once per device (the queries cost more
+// than a small group's whole tick loop).
+struct DeviceLimits {
+  int sms;
+  int shared_optin;  // the most dynamic shared memory a block may opt in to
+};
+
+inline const DeviceLimits& limits_of_current_device() {
+  int device = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mutex;
+  static std::unordered_map<int, DeviceLimits> cache;  // node-based: references stay valid
+  std::lock_guard<std::mutex> lock(mutex);
+  auto found = cache.find(device);
+  if (found != cache.end()) return found->second;
+  DeviceLimits limits{};
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&limits.sms, cudaDevAttrMultiProcessorCount, device));
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&limits.shared_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return cache.emplace(device, limits).first->second;
+}
+
 // The shape for the current device (the caller's CUDAGuard made it input's device).
 inline LaunchShape shape_for_current_device(int64_t k, int64_t batch, size_t scalar_bytes,
                                             size_t acc_bytes) {
-  int device = 0, sms = 0, shared_limit = 0;
-  C10_CUDA_CHECK(cudaGetDevice(&device));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  C10_CUDA_CHECK(
-      cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  const auto shape = choose_shape(k, batch, scalar_bytes, acc_bytes, sms, static_cast<size_t>(shared_limit));
+  const DeviceLimits& limits = limits_of_current_device();
+  const auto shape = choose_shape(k, batch, scalar_bytes, acc_bytes, limits.sms,
+                                  static_cast<size_t>(limits.shared_optin));
   TORCH_CHECK(shape.has_value(), "cwrnn_ext CUDA kernel: a period group of ", k, " units needs ",
               state_bytes(1, k, acc_bytes), " bytes of shared memory per batch row, more than the ",
-              shared_limit, " this GPU gives a block; use fewer units per period (or the CPU kernel)");
+              limits.shared_optin, " this GPU gives a block; use fewer units per period (or the CPU kernel)");
   TORCH_CHECK(shape->blocks <= INT_MAX, "cwrnn_ext CUDA kernel: batch too large (", batch, ")");
   return *shape;
 }
 
+// Lets `kernel` use up to the device's opt-in shared memory: once per kernel and device, under a
+// lock (the attribute is per function and device; setting it on every launch to the exact size
+// let two host threads launching the same kernel race).
+template <typename Kernel>
+void allow_optin_shared_memory(Kernel kernel) {
+  int device = 0;
+  C10_CUDA_CHECK(cudaGetDevice(&device));
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> done;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_pair(reinterpret_cast<const void*>(kernel), device);
+  if (done.count(key)) return;
+  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      limits_of_current_device().shared_optin));
+  done.insert(key);
+}
+
 template <typename Kernel, typename Params>
 void launch(Kernel kernel, const LaunchShape& shape, const Params& p, cudaStream_t stream) {
-  if (shape.shared_bytes > 48 * 1024) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        static_cast<int>(shape.shared_bytes)));
-  }
+  if (shape.shared_bytes > 48 * 1024) allow_optin_shared_memory(kernel);
   kernel<<<static_cast<unsigned>(shape.blocks), shape.threads(), shape.shared_bytes, stream>>>(
       p, shape.cols, shape.row_groups);
   C10_CUDA_KERNEL_LAUNCH_CHECK();

@@ -1,0 +1,50 @@
+"""Guards, runnable without a GPU, against reintroducing host synchronisation into the
+schedule that the CUDA kernels share (csrc/module_major.cpp). On a GPU, tests/test_cuda.py checks
+the real thing: forward and backward under torch.cuda.set_sync_debug_mode("error") and captured
+in a CUDA graph."""
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+import cwrnn_ext
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEDULE_SOURCES = [ROOT / "csrc" / "module_major.cpp", *sorted((ROOT / "csrc" / "cuda").glob("*.cpp"))]
+
+# Ops that copy between host and device or read a device value on the host.
+SYNCING_OPS = {"aten::item", "aten::_local_scalar_dense", "aten::to", "aten::_to_copy", "aten::lift_fresh",
+               "aten::cpu", "aten::tolist"}
+
+
+@pytest.mark.parametrize("unfused", [False, True], ids=["fused", "generic-held-terms"])
+def test_schedule_dispatches_no_host_device_ops(unfused, monkeypatch):
+    """Forward and backward without lengths (lengths on the host are checked on the host): none
+    of the ops a GPU would have to wait for. The generic held-term path is the CUDA one."""
+    if unfused:
+        monkeypatch.setenv("CWRNN_UNFUSED_HELD_TERMS", "1")
+    model = cwrnn_ext.ClockworkRNN(4, 24, periods=[1, 2, 4, 8], num_layers=2)
+    x = torch.randn(17, 3, 4, requires_grad=True)
+    out, h_n = model(x, t0=1)  # outside the profile: Python-side argument checks
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.ops.cwrnn_ext.forward(x, torch.zeros(3, 24), model.weight_ih_l0, model.weight_hh_l0,
+                                    None, model.periods, model.module_sizes, 1, False, None)
+        (out.sum() + h_n.sum()).backward()
+    names = {event.name for event in prof.events()}
+    assert "cwrnn_ext::forward" in names and "cwrnn_ext::backward" in names
+    assert not names & SYNCING_OPS, f"the schedule calls {sorted(names & SYNCING_OPS)}"
+
+
+@pytest.mark.parametrize("path", SCHEDULE_SOURCES, ids=lambda p: p.name)
+def test_schedule_builds_no_host_tensors(path):
+    """at::tensor(values) and from_blob make a host tensor that a GPU schedule would have to
+    copy over (a blocking copy; no CUDA graph): build indices with device ops instead."""
+    code = re.sub(r"//[^\n]*", "", path.read_text())
+    for pattern in (r"\bat::tensor\s*\(", r"\bfrom_blob\s*\(", r"\.cpu\s*\(", r"\.tolist\s*\("):
+        assert not re.search(pattern, code), f"{path.name} uses {pattern}"
+    # .item() only on host tensors: every use is guarded by is_cpu() in the same statement.
+    for statement in re.findall(r"[^;{}]*\.item\s*<[^;]*;", code):
+        assert "is_cpu" in code[max(0, code.find(statement) - 200):code.find(statement)], \
+            f"{path.name}: .item() not guarded by is_cpu(): {statement.strip()}"
