@@ -1,5 +1,6 @@
 """The repository stands alone: no text file points outside it, every relative Markdown link (and
-its #section) resolves, and every repository path named in backticks exists."""
+its #section) resolves, and every repository path named in a text file (docs, docstrings,
+comments) exists."""
 import re
 import subprocess
 from pathlib import Path
@@ -13,9 +14,10 @@ TEXT_SUFFIXES = {".md", ".py", ".cpp", ".h", ".cu", ".cuh", ".sh", ".txt", ".cfg
 OUTSIDE = re.compile("|".join([r"\.\./" + "shared", "/work/" + "shared", r"\b(?:SPEC|DESIGN|PAPER)\.md",
                                r"\b(?:SPEC|DESIGN)" + r" section", r"\bDESIGN" + r" note"]))
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-# `top-level-folder/...` in backticks: a file or folder of this repository.
+# `top-level-folder/...`, at the start of a word: a file or folder of this repository. `{a,b}`,
+# `*` and `<placeholder>` are read as the docs use them.
 TOP_LEVEL = ("benchmarks", "csrc", "cwrnn_ext", "docs", "experiments", "tests", ".ci")
-PATH_IN_BACKTICKS = re.compile(r"`((?:%s)/[^`\s]*)`" % "|".join(re.escape(t) for t in TOP_LEVEL))
+REPO_PATH = re.compile(r"(?<![\w./-])((?:%s)/[\w./{},*<>-]*[\w}>*/])" % "|".join(re.escape(t) for t in TOP_LEVEL))
 
 
 def repository_files():
@@ -77,10 +79,9 @@ def markdown_link_problems(path: Path, text: str):
     return problems
 
 
-def backtick_path_problems(text: str):
+def path_problems(text: str):
     problems = []
-    for name in PATH_IN_BACKTICKS.findall(text):
-        name = name.rstrip(".,:;)")
+    for name in REPO_PATH.findall(text):
         for candidate in expand(name):
             if any(ch in candidate for ch in "*<>"):  # a glob or a placeholder: some file must match
                 pattern = re.sub(r"<[^>]*>", "*", candidate)
@@ -108,11 +109,10 @@ def test_markdown_links_resolve():
     assert not found, "broken links:\n" + "\n".join(found)
 
 
-def test_paths_named_in_docs_exist():
+def test_paths_named_in_text_exist():
     found = []
     for path, text in text_files():
-        if path.suffix == ".md":
-            found += [f"{path.relative_to(ROOT)}: {p}" for p in backtick_path_problems(text)]
+        found += [f"{path.relative_to(ROOT)}: {p}" for p in path_problems(text)]
     assert not found, "file names that do not exist:\n" + "\n".join(found)
 
 
@@ -123,7 +123,8 @@ def test_the_checks_can_fail(tmp_path):
     assert markdown_link_problems(page, "[x](../../outside.md)") == ["../../outside.md leaves the repository"]
     assert markdown_link_problems(page, "[x](contract.md#no-such-heading)")
     assert markdown_link_problems(page, "[x](contract.md#bad-input)") == []
-    assert backtick_path_problems("see `benchmarks/requirements.txt`")
-    assert backtick_path_problems("see `benchmarks/results/quick_cpu.{json,csv}`") == []
+    assert path_problems("pip install -r benchmarks/" + "requirements.txt")
+    assert path_problems("see `benchmarks/results/quick_cpu.{json,csv}`, csrc/cpu/*.cpp") == []
+    assert path_problems("the output goes to experiments/out/x.json (ignored)") == []
     assert OUTSIDE.search("details in " + "../" + "shared/" + "DESIGN" + ".md")
     assert OUTSIDE.search("as " + "SPEC" + " section 3 says")
