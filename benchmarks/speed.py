@@ -205,7 +205,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"cwrnn_ext speed benchmark, {plan.mode} mode: torch {torch.__version__}, threads={args.threads} "
           f"(of {available_cores()} cores), models: {', '.join(args.models)}")
     if not plots_available():
-        print("note: matplotlib is not installed, so no plots (pip install -r benchmarks/requirements.txt)")
+        print("note: matplotlib is not installed, so no plots (python3 -m pip install matplotlib)")
     warning = load_warning()
     if warning:
         print(warning)

@@ -1,6 +1,6 @@
 """Counting: multiply-adds per sequence, the theoretical work ratio, parameter counts.
 
-The work count follows DESIGN.md section 1 but is exact rather than averaged: it walks the actual
+The work count follows docs/design.md (The work count) but is exact rather than averaged: it walks the actual
 clock (t = t0, t0 + 1, ...) and, at every step, charges each active module its rows times
 (input size + the columns it may read). Biases and nonlinearities are not counted.
 """

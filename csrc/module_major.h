@@ -1,4 +1,4 @@
-// The module-major schedule (DESIGN.md section 2), written once with ATen ops for every device.
+// The module-major schedule (docs/design.md, The module-major schedule), written once with ATen ops for every device.
 //
 // Forward walks period groups from slowest to fastest: the input term and the term from slower
 // groups (whose trajectories are already known) are one large GEMM per group over all its ticks;

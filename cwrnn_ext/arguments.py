@@ -1,4 +1,4 @@
-"""Argument checks shared by the kernel entry point and the reference (SPEC section 3).
+"""Argument checks shared by the kernel entry point and the reference (docs/contract.md, Bad input).
 
 Every misuse becomes a ValueError / TypeError that names the argument, before any kernel runs.
 """

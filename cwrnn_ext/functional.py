@@ -23,7 +23,7 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
                   module_sizes=None, t0=0, nonlinearity="tanh", lengths=None):
     """One Clockwork RNN layer over time-major `input` (T, B, I).
 
-    Returns (output (T, B, H), h_n (B, H)). Semantics: SPEC.md section 1, `reference.py`.
+    Returns (output (T, B, H), h_n (B, H)). Semantics: docs/contract.md and `reference.py`.
     """
     args = check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
                            module_sizes, t0, nonlinearity, lengths)

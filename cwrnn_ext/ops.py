@@ -29,7 +29,13 @@ _CUDA_KERNELS = KERNELS_LOADED and torch._C._dispatch_has_kernel_for_dispatch_ke
 
 
 def cuda_kernels_available() -> bool:
-    """True if the CUDA kernels were compiled into the extension."""
+    """True if the CUDA kernels were compiled into the installed extension.
+
+    This says what was built, not what the machine has: it can be True without a GPU (CI builds
+    them on machines without one) and False with one (a CPU-only build). CUDA tensors run the
+    kernels only when this and `torch.cuda.is_available()` are both True; otherwise the layers
+    fall back to the reference implementation. `python -m cwrnn_ext` prints both.
+    """
     return _CUDA_KERNELS
 
 

@@ -1,9 +1,11 @@
-"""What both paper experiments share: the paper's initialisation, its parameter count, and a
-progress bar."""
+"""What both paper experiments share: the paper's initialisation, its parameter count, a
+progress bar, and the command line's help and output options."""
 from __future__ import annotations
 
+import argparse
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -63,3 +65,44 @@ def _plain_progress(items, total: int, desc: str):
         if i % step == 0:
             print(f"{desc}: [{i}/{total}] {time.time() - start:.0f} s", file=sys.stderr, flush=True)
         yield item
+
+
+HERE = Path(__file__).resolve().parent
+OUT_DIR = HERE / "out"  # ignored by git (experiments/.gitignore)
+RESULTS_DIR = HERE / "results"  # committed; discussed in experiments/RESULTS.md
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks and shows every option's default."""
+
+    def _get_help_string(self, action):
+        help = action.help or ""
+        default = action.default
+        hidden = default is None or default is False or default == [] or default == argparse.SUPPRESS
+        if action.option_strings and "%(default)" not in help and "(default" not in help and not hidden:
+            shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+            help += " (default: " + shown.replace("%", "%%") + ")"
+        return help
+
+
+def make_parser(module: str, description: str) -> argparse.ArgumentParser:
+    """A parser whose usage line reads `python -m experiments.<module>`."""
+    return argparse.ArgumentParser(prog=f"python -m experiments.{module}", description=description,
+                                   formatter_class=HelpFormatter)
+
+
+def add_output_options(parser: argparse.ArgumentParser, files: str) -> None:
+    """--out DIR (default: the ignored experiments/out/) or --update-results (the committed
+    experiments/results/): committed results change only when asked for."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None, metavar="DIR",
+                       help=f"folder for {files} (default: experiments/out/, which git ignores)")
+    where.add_argument("--update-results", action="store_true",
+                       help=f"write {files} to experiments/results/, the committed results that "
+                            f"experiments/RESULTS.md discusses, instead of --out")
+
+
+def output_dir(args: argparse.Namespace) -> Path:
+    if args.update_results:
+        return RESULTS_DIR
+    return OUT_DIR if args.out is None else args.out

@@ -11,14 +11,22 @@ Generation-time requirements only (the committed .npz makes them unnecessary at 
     pip install python_speech_features  # 0.6; needs numpy and scipy
 
 Usage:
-    python -m experiments.make_spoken_words [--out experiments/data/spoken_words.npz]
+    python -m experiments.make_spoken_words                 # -> experiments/out/spoken_words.npz
+    python -m experiments.make_spoken_words --update-data   # rewrite the committed data set
+
+Run time: a few seconds. Output: experiments/out/spoken_words.npz (ignored by git) or --out
+FILE; only --update-data rewrites the committed experiments/data/spoken_words.npz that
+experiments.spoken_words reads by default.
 """
-import argparse
 import os
 import subprocess
 import tempfile
 
 import numpy as np
+
+from .common import HERE, OUT_DIR, make_parser
+
+COMMITTED = HERE / "data" / "spoken_words.npz"
 
 WORDS = [
     "making", "walking", "cooking", "looking", "working",
@@ -102,13 +110,30 @@ def build():
     )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "data",
-                                                      "spoken_words.npz"))
-    args = parser.parse_args()
+def build_parser():
+    parser = make_parser("make_spoken_words", __doc__)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", default=None, metavar="FILE",
+                       help="where to write the .npz (default: experiments/out/spoken_words.npz, "
+                            "which git ignores)")
+    where.add_argument("--update-data", action="store_true",
+                       help="write the committed experiments/data/spoken_words.npz instead of --out")
+    return parser
+
+
+def parse_args(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.update_data:
+        args.out = str(COMMITTED)
+    elif args.out is None:
+        args.out = str(OUT_DIR / "spoken_words.npz")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     data = build()
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, **data)
     lengths = np.diff(data["offsets"])
     print("wrote %s: %d sequences (%d train / %d test), %d-%d frames (mean %.0f), %d KB"

@@ -9,6 +9,11 @@ periods 1..256) at the paper's four parameter budgets, on the five synthetic tar
     python -m experiments.sequence_generation                 # quick: 1 run per target (minutes)
     python -m experiments.sequence_generation --runs 100      # the paper's setting (hours)
 
+Run time on 2 CPU cores: the quick default (60 trainings of 2000 epochs, one worker process per
+core) took about 6 to 7 minutes; --runs 100 about 10 hours. Output: sequence_generation.json and
+sequence_generation.png in experiments/out/ (ignored by git), or in --out DIR; --update-results
+rewrites the committed experiments/results/ instead.
+
 Where the paper is silent we choose (experiments/RESULTS.md has the runs behind them):
 - loss = sum over the 320 steps of the squared error (`--reduction sum`): the paper's learning
   rates are for a summed error (the usual BPTT convention of its authors' toolkit); with a mean
@@ -36,7 +41,7 @@ from torch import nn
 
 import cwrnn_ext
 
-from .common import INIT_STD, LSTM_FORGET_BIAS, init_paper, progress
+from .common import INIT_STD, LSTM_FORGET_BIAS, add_output_options, init_paper, make_parser, output_dir, progress
 from .common import parameter_count as common_parameter_count
 from .music_targets import LENGTH, TARGET_NAMES, music_targets
 
@@ -254,25 +259,30 @@ def run(cfg: Config, out_dir: Path) -> dict:
     return result
 
 
-def parse_args(argv=None) -> tuple[Config, Path]:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser():
+    p = make_parser("sequence_generation", __doc__)
     p.add_argument("--runs", type=int, default=1, help="runs (seeds) per model, size and target; paper: 100")
     p.add_argument("--epochs", type=int, default=2000, help="full-sequence updates per run (paper: 2000)")
     p.add_argument("--sizes", type=int, nargs="+", default=list(PARAM_BUDGETS), choices=PARAM_BUDGETS,
                    help="parameter budgets (Table 1 gives the hidden sizes)")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="models to train")
     p.add_argument("--targets", type=int, nargs="+", default=list(range(len(TARGET_NAMES))),
                    help=f"target indices into {TARGET_NAMES}")
     p.add_argument("--reduction", choices=("sum", "mean"), default="sum", help="MSE over the 320 steps")
     p.add_argument("--lr", nargs=2, action="append", default=[], metavar=("MODEL", "RATE"),
-                   help=f"override a learning rate, e.g. --lr LSTM 3e-4 (paper: {LEARNING_RATES})")
+                   help=f"override a learning rate, e.g. --lr LSTM 3e-4 (default: the paper's, {LEARNING_RATES})")
     p.add_argument("--clip", type=float, default=10.0, help="gradient-norm clip; 0 = none")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="base seed; each training derives its own from it (model, size, target, run)")
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads per training")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                   help="trainings run side by side in separate processes (default: one per core)")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+                   help="trainings run side by side in separate processes (default: one per CPU core, "
+                        "here %(default)s)")
+    add_output_options(p, "sequence_generation.json and .png")
+    return p
+
+
+def parse_args(argv=None) -> tuple[Config, Path]:
+    p = build_parser()
     a = p.parse_args(argv)
     for model, _ in a.lr:
         if model not in MODELS:
@@ -280,7 +290,7 @@ def parse_args(argv=None) -> tuple[Config, Path]:
     cfg = Config(runs=a.runs, epochs=a.epochs, sizes=tuple(sorted(a.sizes)), models=tuple(a.models),
                  targets=tuple(a.targets), reduction=a.reduction, clip=a.clip, seed=a.seed, threads=a.threads,
                  workers=a.workers, learning_rates={**LEARNING_RATES, **{m: float(r) for m, r in a.lr}})
-    return cfg, a.out
+    return cfg, output_dir(a)
 
 
 def main(argv=None) -> dict:

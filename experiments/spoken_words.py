@@ -25,6 +25,10 @@ Choices the paper leaves open:
 Usage:
     python -m experiments.spoken_words                  # quick: 1 run, all sizes, <= 40 epochs
     python -m experiments.spoken_words --runs 100 --max-epochs 1000   # the paper's protocol
+
+Run time on one CPU core: the quick default (15 trainings) took about 3 minutes; --runs 100
+about 8 hours. Output: spoken_words.json in experiments/out/ (ignored by git), or in --out DIR;
+--update-results rewrites the committed experiments/results/ instead.
 """
 import argparse
 import json
@@ -39,7 +43,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
 
 import cwrnn_ext
 
-from .common import init_paper, parameter_count, progress
+from .common import add_output_options, init_paper, make_parser, output_dir, parameter_count, progress
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data", "spoken_words.npz")
@@ -195,21 +199,33 @@ def format_table(rows):
     return "\n".join(lines)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="CW-RNN paper, experiment 2 (spoken words).")
-    p.add_argument("--runs", type=int, default=1, help="runs per model and size (paper: 100)")
+def build_parser():
+    p = make_parser("spoken_words", __doc__)
+    p.add_argument("--runs", type=int, default=1, help="runs (seeds) per model and size (paper: 100)")
     p.add_argument("--sizes", type=int, nargs="+", default=sorted(SIZES["SRN"]),
-                   choices=sorted(SIZES["SRN"]), help="parameter budgets")
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+                   choices=sorted(SIZES["SRN"]), help="parameter budgets (Table 1 gives the hidden sizes)")
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS, help="models to train")
     p.add_argument("--max-epochs", type=int, default=40,
                    help="cap on epochs (the paper has none; use a large value for it)")
-    p.add_argument("--patience", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=1, help="1 = online updates")
-    p.add_argument("--words", type=int, default=None, help="use only the first N words")
-    p.add_argument("--data", default=DATA)
-    p.add_argument("--out", default=os.path.join(HERE, "results"))
+    p.add_argument("--patience", type=int, default=5,
+                   help="stop when the noise-free training error has not improved for this many epochs "
+                        "(paper: 5)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="sequences per update, loss summed over them; 1 = online updates")
+    p.add_argument("--words", type=int, default=None,
+                   help="use only the first N of the 25 words (default: all; small values for quick checks)")
+    p.add_argument("--data", default=DATA, metavar="NPZ",
+                   help="features made by experiments.make_spoken_words "
+                        "(default: the committed experiments/data/spoken_words.npz)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    return p.parse_args(argv)
+    add_output_options(p, "spoken_words.json")
+    return p
+
+
+def parse_args(argv=None):
+    args = build_parser().parse_args(argv)
+    args.out = str(output_dir(args))
+    return args
 
 
 def main(argv=None):

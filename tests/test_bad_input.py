@@ -1,4 +1,4 @@
-"""Misuse raises ValueError / TypeError / RuntimeError naming the offending argument (SPEC section 3)."""
+"""Misuse raises ValueError / TypeError / RuntimeError naming the offending argument (docs/contract.md, Bad input)."""
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence

@@ -1,6 +1,6 @@
 """The speed benchmark: its CLI runs end to end (--smoke), and the two things its numbers rest on
 are right: the naive dense-masked CW-RNN computes the library's function, and the work count
-gives the ratios DESIGN.md derives."""
+gives the ratios of docs/design.md (The work count)."""
 import csv
 import importlib.util
 import json

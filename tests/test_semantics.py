@@ -1,4 +1,5 @@
-"""Semantics of the Clockwork RNN (SPEC section 1) and of the nn.Module API (SPEC section 2)."""
+"""Semantics of the Clockwork RNN (docs/contract.md, Semantics) and of the nn.Module API
+(docs/contract.md, Python API)."""
 import copy
 import math
 
