@@ -113,10 +113,18 @@ def check_lengths(lengths, steps: int, batch: int) -> Optional[torch.Tensor]:
     if lengths.dim() != 1 or lengths.shape[0] != batch:
         raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}")
     lengths = lengths.to(torch.int64)
-    if not _is_compiling() and batch > 0:
-        # Data-dependent, so skipped while tracing; the C++ kernels check it again.
-        low, high = int(lengths.min()), int(lengths.max())
-        if low < 0 or high > steps:
-            raise ValueError(f"lengths must lie in [0, {steps}] (the sequence length), "
-                             f"got values from {low} to {high}")
+    if _is_compiling() or batch == 0:
+        return lengths  # data-dependent, so not while tracing; the C++ kernels check it again
+    if lengths.device.type != "cpu":
+        # Reading GPU values back would stall the stream (and break CUDA-graph capture): check
+        # on the device instead. A failure there is a device-side assertion, as for indexing
+        # errors in PyTorch; keep lengths on the CPU (as pack_padded_sequence does) for a
+        # Python exception. The kernels clamp them, so nothing is read out of bounds either way.
+        torch._assert_async(((lengths >= 0) & (lengths <= steps)).all(),
+                            f"lengths must lie in [0, {steps}] (the sequence length)")
+        return lengths
+    low, high = int(lengths.min()), int(lengths.max())
+    if low < 0 or high > steps:
+        raise ValueError(f"lengths must lie in [0, {steps}] (the sequence length), "
+                         f"got values from {low} to {high}")
     return lengths
