@@ -1,5 +1,9 @@
 // Operator schemas of cwrnn_ext and the (empty) Python module that loads them.
 // Device kernels register in cpu/ and cuda/; fake kernels and autograd are in cwrnn_ext/ops.py.
+// Named _C.abi3.so and tagged abi3 (setup.py), so only CPython's stable ABI may be used here.
+#ifndef Py_LIMITED_API
+#error "cwrnn_ext: Py_LIMITED_API must be defined (setup.py defines it where torch does not)"
+#endif
 #include <Python.h>
 #include <torch/library.h>
 

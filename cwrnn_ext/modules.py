@@ -10,11 +10,13 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 
 from .arguments import NONLINEARITIES, check_clock, check_lengths
 from .functional import clockwork_rnn
+from .integers import as_int
 from .layout import allowed_mask, resolve_layout
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    value = as_int(value, name)
+    if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
 
@@ -25,7 +27,7 @@ class _ClockworkBase(nn.Module):
     def _setup(self, input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias):
         self.input_size = _check_int(input_size, "input_size", 0)
         self.hidden_size = _check_int(hidden_size, "hidden_size", 1)
-        self.periods, self.module_sizes = resolve_layout(hidden_size, periods, num_modules, module_sizes)
+        self.periods, self.module_sizes = resolve_layout(self.hidden_size, periods, num_modules, module_sizes)
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -96,7 +98,7 @@ class ClockworkRNN(_ClockworkBase):
         self.bidirectional = bool(bidirectional)
         factory = {"device": device, "dtype": dtype}
         for layer in range(self.num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            layer_input = self.input_size if layer == 0 else self.hidden_size * self.num_directions
             for suffix in self._direction_suffixes:
                 self._add_layer_parameters(f"_l{layer}{suffix}", layer_input, factory)
         self.reset_parameters()
@@ -209,7 +211,7 @@ class ClockworkRNNCell(_ClockworkBase):
                  bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None):
         super().__init__()
         self._setup(input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias)
-        self._add_layer_parameters("", input_size, {"device": device, "dtype": dtype})
+        self._add_layer_parameters("", self.input_size, {"device": device, "dtype": dtype})
         self.reset_parameters()
 
     def forward(self, input, hx=None, t: int = 0):
