@@ -9,6 +9,7 @@ seconds of importing torch.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 import traceback
 from dataclasses import dataclass
@@ -76,6 +77,7 @@ def _child_main(task: Task, connection) -> None:
                   "traceback": traceback.format_exc()[-2000:]}
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
+    result["pid"] = os.getpid()
     connection.send(result)
     connection.close()
 
