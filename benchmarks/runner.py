@@ -101,20 +101,22 @@ def run_config(config: Config, names: Tuple[str, ...], settings: Settings, proce
             else:
                 record.update(combine(results[(name, pass_name)]))
                 if settings.memory and pass_name == "forward_backward" and record["status"] == "ok":
-                    record["peak_memory_mib"] = peak_memory_mib(models[name], config, settings)
+                    warm_up = record["median_ms"] < 1e3  # slow models: one call is plenty
+                    record["peak_memory_mib"] = peak_memory_mib(models[name], config, settings, warm_up)
             records.append(record)
     add_ratios(records, config)
     return records
 
 
-def peak_memory_mib(model, config: Config, settings: Settings) -> Optional[float]:
+def peak_memory_mib(model, config: Config, settings: Settings, warm_up: bool) -> Optional[float]:
     """Measured here, not in the measuring processes: the peak is a sum of allocation sizes, which
     the heap's state does not change, and the profiler costs a second or two to start per process."""
     torch.manual_seed(settings.seed)
     input = torch.randn(config.steps, config.batch, config.input_size, device=settings.device,
                         dtype=getattr(torch, config.dtype))
     fn = forward_backward_fn(model, input)
-    fn()  # lazy initialisation is not part of the peak
+    if warm_up:
+        fn()  # lazy initialisation is not part of the peak
     peak = peak_memory_bytes(fn, settings.device)
     return None if peak is None else peak / 2 ** 20
 

@@ -23,10 +23,12 @@ from .models import BenchModel, trainable
 TIMING_METHOD = {
     "cpu": ("wall clock (time.perf_counter); every model and pass in fresh processes (one per round), "
             "cold = the first call there, warm = per-call times of the following calls after one more "
-            "warm-up call (blocks of several calls below 1 ms), median and quartiles over all rounds"),
+            "warm-up call (none where the first call exceeds the round's time cap; blocks of several "
+            "calls below 1 ms), median and quartiles over all rounds"),
     "cuda": ("CUDA events around each block of calls; every model and pass in fresh processes (one per "
              "round), cold = the first call there, warm = per-call times of the following calls after "
-             "one more warm-up call, median and quartiles over all rounds"),
+             "one more warm-up call (none where the first call exceeds the round's time cap), median "
+             "and quartiles over all rounds"),
 }
 BLOCK_S = 1e-3  # calls shorter than this are timed in blocks, so the clock's own cost is negligible
 
@@ -91,14 +93,17 @@ class Samples:
     calls: int              # warm calls timed
 
 
-def measure(fn: Callable[[], object], device: torch.device, budget_s: Callable[[float], float]) -> Samples:
+def measure(fn: Callable[[], object], device: torch.device, budget_s: Callable[[float], float],
+            slow_s: float) -> Samples:
     """The cold call, one warm-up call, then blocks of calls until `budget_s(one call's seconds)`
-    seconds of timed calls are reached (at least one block)."""
+    seconds of timed calls are reached (at least one block). A model whose cold call alone takes
+    `slow_s` or more gets no warm-up call: its one-time costs are small beside a call, and each
+    extra call of it costs seconds."""
     faults = minor_faults()
     cold = time_block(fn, 1, device)
     cold_faults = minor_faults() - faults
-    one_call = max(time_block(fn, 1, device), 1e-9)  # warm-up, and the size of the blocks
-    number = max(1, math.ceil(BLOCK_S / one_call))
+    one_call = cold if cold >= slow_s else time_block(fn, 1, device)  # warm-up; sizes the blocks
+    number = max(1, math.ceil(BLOCK_S / max(one_call, 1e-9)))
     budget, total, warm = budget_s(one_call), 0.0, []
     faults = minor_faults()
     while not warm or total < budget:

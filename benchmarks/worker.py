@@ -62,7 +62,7 @@ def run_task(task: Task) -> dict:
     config = task.config
     input = torch.randn(config.steps, config.batch, config.input_size, device=device, dtype=dtype)
     fn = pass_fn(task.pass_name, model, input)
-    samples = measure(fn, device, task.budget_s)
+    samples = measure(fn, device, task.budget_s, slow_s=task.max_run_time / task.rounds)
     return {"status": "ok", "cold_s": samples.cold_s, "cold_faults": samples.cold_faults,
               "warm_s": samples.warm_s, "warm_faults": samples.warm_faults, "calls": samples.calls}
 
