@@ -39,7 +39,7 @@ class Settings:
     @property
     def timeout_s(self) -> float:
         """A measuring process that takes longer is stuck (its timed calls stop at max_run_time)."""
-        return max(600.0, 20 * self.max_run_time)
+        return max(1800.0, 60 * self.max_run_time)
 
 
 def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Tuple[Config, Tuple[str, ...]]]:
