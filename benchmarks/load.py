@@ -104,7 +104,7 @@ class LoadMeter:
 
 
 def busy_note(loads: List[dict], threads: int) -> Optional[str]:
-    """One line for titles and verdicts when any measured interval was disturbed, else None."""
+    """What disturbed the run, for titles and verdicts ("other processes used up to ..."), or None."""
     busy = [entry for entry in loads if entry and entry["busy"]]
     if not busy:
         return None
@@ -114,5 +114,15 @@ def busy_note(loads: List[dict], threads: int) -> Optional[str]:
         amount = f"other processes used up to {max(others):.1f} of {cores} cores"
     else:
         amount = f"load average up to {max(entry['load_1min'] for entry in busy):.1f}"
-    return (f"busy machine: {amount} (threshold {busy[0]['threshold']:.1f} with {threads} threads) "
+    return (f"{amount} (threshold {busy[0]['threshold']:.1f} with {threads} threads) "
             f"during {len(busy)} of {len(loads)} configuration(s)")
+
+
+def config_loads(records: List[dict]) -> List[dict]:
+    """The load measured during each configuration (all its records carry the same)."""
+    loads = {}
+    for r in records:
+        key = (r["dtype"], r["batch"], r["steps"], r["input_size"], r["hidden_size"], r["num_modules"])
+        loads[key] = {"other_cores": r["other_cores"], "load_1min": r["load_1min"], "busy": r["load_busy"],
+                      "threshold": r["load_threshold"]}
+    return list(loads.values())

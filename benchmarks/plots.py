@@ -97,18 +97,22 @@ def sweep_x_axis(ax, xs: Sequence[int], label: str) -> None:
     ax.set_xlabel(label)
 
 
+def sweep_models(sweep: Sweep) -> List[str]:
+    """The models the sweep is for (a sweep point that is also a target has more, not plotted here)."""
+    return [m for m in MODEL_NAMES if sweep.models is None or m in sweep.models]
+
+
 def speedup_spread(record: dict, rnn: dict):
     """Speed-up over nn.RNN with its interquartile spread: (nn.RNN's q1 / own q3, q3 / own q1)."""
     return rnn["q1_ms"] / record["q3_ms"], rnn["q3_ms"] / record["q1_ms"]
 
 
-def style_legend(ax, handles, passes=PASSES, spread: str = "bars") -> None:
+def style_legend(ax, handles, passes=PASSES, spread: str = "bars", cold: str = "cold: first call") -> None:
     """The plot's own entries plus the keys for line style and marker fill, beside the axes."""
     handles = list(handles)
     handles += [Line2D([], [], color="black", linestyle=PASS_STYLE[p], label=PASS_LABEL[p]) for p in passes]
     handles += [Line2D([], [], color="black", marker="o", linestyle="", label=f"warm median ({spread}: IQR)"),
-                Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="",
-                       label="cold: first call")]
+                Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="", label=cold)]
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
@@ -116,7 +120,7 @@ def plot_speedups(ax, sweep: Sweep, records: List[dict]) -> None:
     """Every model's speed-up over nn.RNN per pass, warm with IQR and cold, and the work ratio."""
     xs = [getattr(c, sweep.axis) for c in sweep.configs]
     values, handles = [], []
-    for model in MODEL_NAMES:
+    for model in sweep_models(sweep):
         if model == "rnn":
             continue
         for pass_name in PASSES:
@@ -143,7 +147,7 @@ def plot_speedups(ax, sweep: Sweep, records: List[dict]) -> None:
     one_x_line(ax)
     sweep_x_axis(ax, xs, AXIS_LABEL[sweep.axis])
     ax.set_ylabel("speed-up over nn.RNN (same H)")
-    style_legend(ax, handles)
+    style_legend(ax, handles, cold="cold: first call (thin line)")
 
 
 def plot_times(ax, sweep: Sweep, records: List[dict], pass_name: str) -> None:
@@ -151,7 +155,7 @@ def plot_times(ax, sweep: Sweep, records: List[dict], pass_name: str) -> None:
     line through each model's first point is exact proportionality to T."""
     xs = [getattr(c, sweep.axis) for c in sweep.configs]
     values, handles = [], []
-    for model in MODEL_NAMES:
+    for model in sweep_models(sweep):
         rows = [(x, record_of(records, c, model, pass_name)) for x, c in zip(xs, sweep.configs)]
         rows = [(x, r) for x, r in rows if r]
         if not rows:
@@ -217,9 +221,10 @@ def plot_targets(axes, plan: Plan, records: List[dict], dtype: str) -> None:
             speed = r["speedup_vs_rnn"]
             speed_ax.bar(x, speed - 1.0, width, bottom=1.0, color=color,
                          yerr=[[speed - low], [high - speed]], capsize=2)
-            speed_ax.annotate(f"{speed:.3g}x", (x, high if speed >= 1 else low),
-                              xytext=(0, 2 if speed >= 1 else -2), textcoords="offset points",
-                              ha="center", va="bottom" if speed >= 1 else "top", fontsize=7)
+            speed_ax.annotate(f"{speed:.3g}x", (x, speed), xytext=(0, 2 if speed >= 1 else -2),
+                              textcoords="offset points", ha="center", va="bottom" if speed >= 1 else "top",
+                              fontsize=7, bbox={"boxstyle": "square,pad=0.1", "facecolor": "white",
+                                                "edgecolor": "none", "alpha": 0.8})
             ratios += [low, high]
     for g, (target, config) in enumerate(targets):
         work = work_ratio(config.periods, config.module_sizes, config.input_size, config.steps)
@@ -235,15 +240,18 @@ def plot_targets(axes, plan: Plan, records: List[dict], dtype: str) -> None:
         ax.grid(True, axis="y", alpha=0.3)
     label_y_axis(time_ax, times, log_above=1.0)
     time_ax.set_ylabel("ms per call (warm median, IQR bars)")
-    handles = time_ax.get_legend_handles_labels()[0]
+    label_y_axis(speed_ax, ratios, "x", log_above=1.0)
+    one_x_line(speed_ax)
+    speed_ax.set_ylabel("speed-up over nn.RNN (warm, IQR bars)")
+    handles = time_ax.get_legend_handles_labels()[0] + speed_ax.get_legend_handles_labels()[0]
     handles.append(Line2D([], [], color="black", marker="o", markerfacecolor="none", linestyle="",
                           label="cold: first call"))
     time_ax.legend(handles=handles, fontsize=7, ncol=len(handles), loc="lower left",
                    bbox_to_anchor=(0.0, 1.01), borderaxespad=0)
-    label_y_axis(speed_ax, ratios, "x", log_above=1.0)
-    one_x_line(speed_ax)
-    speed_ax.set_ylabel("speed-up over nn.RNN (warm, IQR bars)")
-    speed_ax.legend(fontsize=7, loc="upper left")
+
+
+def plot_subtitle(device_name: str, dtype: str, threads: int, mode: str) -> str:
+    return f"{device_name}, {dtype}, {threads} thread{'s' if threads != 1 else ''}, {mode} mode"
 
 
 def figure_title(title: str, subtitle: str, busy: Optional[str]) -> str:
@@ -290,3 +298,34 @@ def save(fig, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def main(argv=None) -> int:
+    """Redraw the plots of a result file: `python -m benchmarks.plots benchmarks/out/quick_cpu.json`."""
+    import argparse
+    import json
+
+    from .configs import PLANS
+    from .load import busy_note, config_loads
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.plots", description=main.__doc__)
+    parser.add_argument("json", type=Path, help="a <mode>_<device>.json written by benchmarks.speed")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="folder for the PNGs (default: benchmarks/out/, which git ignores)")
+    args = parser.parse_args(argv)
+    payload = json.loads(args.json.read_text())
+    meta, records = payload["meta"], payload["records"]
+    out = args.out or Path(__file__).resolve().parent / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    for dtype in meta["dtypes"]:
+        typed = [r for r in records if r["dtype"] == dtype]
+        subtitle = plot_subtitle(meta["device_name"], dtype, meta["threads"], meta["mode"])
+        busy = busy_note(config_loads(typed), meta["threads"])
+        for path in write_plots(PLANS[meta["mode"]](), typed, dtype, out,
+                                f"{meta['mode']}_{meta['device']}_{dtype}", subtitle, busy):
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -106,7 +106,7 @@ def targets_text(results: List[dict], threads: int, mode: str, busy: Optional[st
     if mode == "smoke":
         lines.append("  note: --smoke runs tiny sizes, so these verdicts mean nothing")
     if busy:
-        lines.append(f"  note: {busy}: verdicts marked BUSY are unreliable")
+        lines.append(f"  note: busy machine: {busy}: verdicts marked BUSY are unreliable")
     for result in results:
         verdict = {True: "PASS", False: "MISS", None: "NOT RUN"}[result["passed"]]
         speedup = fmt(result["speedup_vs_rnn"], "6.2f", "     -")

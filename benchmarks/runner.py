@@ -152,6 +152,7 @@ def base_record(config: Config, settings: Settings, model, pass_name: str, load:
         "samples": None, "calls": None, "cold_ms": None, "cold_runs_ms": None,
         "faults_per_call": None, "cold_faults": None, "peak_memory_mib": None,
         "other_cores": load["other_cores"], "load_1min": load["load_1min"], "load_busy": load["busy"],
+        "load_threshold": load["threshold"],
     }
 
 

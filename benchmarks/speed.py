@@ -25,7 +25,7 @@ import cwrnn_ext
 
 from .checks import check_clockwork_variants
 from .configs import DEVICE_DTYPES, PLANS, Plan
-from .load import available_cores, busy_note, load_average, pre_run_warning, threshold
+from .load import available_cores, busy_note, config_loads, load_average, pre_run_warning, threshold
 from .memory import MEMORY_METHOD
 from .models import MODEL_NAMES
 from .report import LEGEND, config_table, evaluate_targets, targets_text
@@ -45,7 +45,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     mode.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
                       help="tiny sizes, under a minute: checks that everything runs")
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="(default) the CPU targets plus small sweeps, a few minutes on 2 idle cores")
+                      help="(default) the CPU targets plus small sweeps, minutes on 2 idle cores (estimated)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
                       help="every model over hidden size, modules and length, batch 32 and 1 (long)")
     parser.set_defaults(mode="quick")
@@ -173,38 +173,24 @@ def run_device(args, plan: Plan, device: str) -> List[Path]:
             write_json(json_path, meta, records, None)
             write_csv(csv_path, records)
         if plots_available():
-            from .plots import write_plots  # matplotlib is only needed here
+            from .plots import plot_subtitle, write_plots  # matplotlib is only needed here
             pngs += write_plots(plan, dtype_records, dtype, args.out, f"{plan.mode}_{device}_{dtype}",
-                                f"{device_name(device)}, {dtype}, {threads_text(args.threads)}, {plan.mode} mode",
+                                plot_subtitle(device_name(device), dtype, args.threads, plan.mode),
                                 busy_note(config_loads(dtype_records), args.threads))
     print("\n" + LEGEND)
     busy = busy_note(config_loads(records), args.threads)
-    meta["load_warning"] = busy
+    meta["load_warning"] = busy and f"busy machine: {busy}"
     targets = evaluate_targets(plan.targets, records) if device == "cpu" else None
     if targets:
         print("\n" + targets_text(targets, args.threads, plan.mode, busy))
     elif busy:
-        print(f"\nnote: {busy}")
+        print(f"\nnote: busy machine: {busy}")
     # Further sections for this device (each printing its own table and writing its own files)
     # go here, after the main tables and verdicts.
     meta["wall_s"] = round(time.perf_counter() - started, 1)
     meta["load_average_1min_end"] = load_average()
     write_json(json_path, meta, records, targets)
     return [json_path, csv_path] + pngs
-
-
-def threads_text(threads: int) -> str:
-    return f"{threads} thread" + ("s" if threads != 1 else "")
-
-
-def config_loads(records: List[dict]) -> List[dict]:
-    """The load measured during each configuration (all its records share it)."""
-    loads = {}
-    for r in records:
-        key = (r["dtype"], r["batch"], r["steps"], r["input_size"], r["hidden_size"], r["num_modules"])
-        loads[key] = {"other_cores": r["other_cores"], "load_1min": r["load_1min"], "busy": r["load_busy"],
-                      "threshold": threshold(r["threads"])}
-    return list(loads.values())
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -142,6 +142,13 @@ def test_smoke_writes_the_plots(smoke_run):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (requirements.txt)")
+def test_plots_can_be_redrawn_from_the_json(smoke_run, tmp_path):
+    from benchmarks.plots import main as redraw
+    assert redraw([str(smoke_run[0] / "smoke_cpu.json"), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"smoke_cpu_float32_{plot}.png" for plot in PLOTS)
+
+
 def test_smoke_prints_tables_and_targets(smoke_run):
     stdout = smoke_run[1]
     assert "CPU targets" in stdout and "theoretical work ratio" in stdout and "cold ms" in stdout
