@@ -35,12 +35,16 @@ def threshold(threads: int, cores: Optional[int] = None) -> float:
     return (available_cores() if cores is None else cores) - threads + 0.5
 
 
+def _threads(threads: int) -> str:
+    return f"{threads} thread" + ("s" if threads != 1 else "")
+
+
 def pre_run_warning(threads: int) -> Optional[str]:
     load, cores = load_average(), available_cores()
     if load is None or load <= threshold(threads, cores):
         return None
     return (f"warning: the 1-minute load average is {load:.1f} on {cores} cores before this run, above "
-            f"{threshold(threads, cores):.1f} (cores - threads + 0.5 with {threads} threads): other "
+            f"{threshold(threads, cores):.1f} (cores - threads + 0.5 with {_threads(threads)}): other "
             f"processes compete for the cores this run uses, so timings (and speed-ups over nn.RNN / "
             f"nn.LSTM, which suffer more) are unreliable. Use an idle machine for real numbers.")
 
@@ -114,7 +118,7 @@ def busy_note(loads: List[dict], threads: int) -> Optional[str]:
         amount = f"other processes used up to {max(others):.1f} of {cores} cores"
     else:
         amount = f"load average up to {max(entry['load_1min'] for entry in busy):.1f}"
-    return (f"{amount} (threshold {busy[0]['threshold']:.1f} with {threads} threads) "
+    return (f"{amount} (threshold {busy[0]['threshold']:.1f} with {_threads(threads)}) "
             f"during {len(busy)} of {len(loads)} configuration(s)")
 
 
