@@ -3,15 +3,15 @@
 # no network): build the extension with its CUDA kernels, record their resource usage, run
 # tests/test_cuda.py and the CPU emulation test, then run benchmarks/sanitize_case.py (a small
 # forward + backward through every kernel variant and dtype) under compute-sanitizer memcheck,
-# racecheck, initcheck and synccheck. Logs go to $OUT (default ./cuda_check_out); a summary
-# table is printed last. Exit code 0 only if every step passed.
+# racecheck, initcheck and synccheck. Logs go to $OUT (default benchmarks/out/cuda_check, which
+# git ignores); a summary table is printed last. Exit code 0 only if every step passed.
 #
 #   OUT=/some/dir benchmarks/cuda_check.sh            # everything
 #   SKIP_BUILD=1 benchmarks/cuda_check.sh             # reuse an existing build
 #   PYTEST_ARGS="-x -k float32" benchmarks/cuda_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT="${OUT:-$PWD/cuda_check_out}"
+OUT="${OUT:-$PWD/benchmarks/out/cuda_check}"  # ignored by git
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
