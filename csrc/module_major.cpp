@@ -5,7 +5,6 @@
 #include <ATen/ops/arange.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
-#include <ATen/ops/mul.h>
 #include <ATen/ops/tensor.h>
 #include <ATen/ops/where.h>
 #include <ATen/ops/zeros.h>
@@ -224,16 +223,20 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
   check_same(grad_output, "grad_output", input);
   check_same(grad_h_n, "grad_h_n", input);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
-  const Tensor x = input.contiguous(), h0 = hx.contiguous(), out = output.contiguous();
+  const Tensor h0 = hx.contiguous(), out = output.contiguous();
+  // Padding is never read: the deltas there are 0, but 0 * NaN in the weight-gradient GEMM is NaN,
+  // so the steps past a sequence's length are selected to 0 first.
+  const Tensor x = lengths ? at::where(valid_steps_mask(*lengths, T).unsqueeze(2), input, 0)
+                           : input.contiguous();
 
   // grad_state row s + 1: the gradient reaching the state after step s from outside the group
   // that owns it (the output, h_n, and faster groups reading it); row 0 is hx.
   Tensor grad_state = at::empty({T + 1, B, H}, input.options());
   grad_state.select(0, 0).zero_();
   if (lengths) {
-    Tensor rows = grad_state.narrow(0, 1, T);
-    at::mul_out(rows, grad_output,
-                valid_steps_mask(*lengths, T).unsqueeze(2).to(grad_output.scalar_type()));
+    // Selected, not multiplied: a NaN gradient arriving at a padded (constant 0) output stays out.
+    grad_state.narrow(0, 1, T).copy_(grad_output).masked_fill_(
+        valid_steps_mask(*lengths, T).logical_not().unsqueeze(2), 0);
     // h_n of sequence b is the state after step length_b - 1: row length_b (row 0 is hx).
     grad_state.view({(T + 1) * B, H})
         .index_add_(0, *lengths * B + at::arange(B, lengths->options()), grad_h_n);
