@@ -211,7 +211,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
     const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& hx,
     const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& output,
     c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0, bool relu,
-    const std::optional<Tensor>& lengths, const RecurrenceBackend& backend) {
+    const std::optional<Tensor>& lengths, GradientMask mask, const RecurrenceBackend& backend) {
   check_shapes(input, hx, weight_ih, weight_hh, std::nullopt, lengths);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
   TORCH_CHECK(output.sizes() == at::IntArrayRef({T, B, H}), "output must be (T, B, H), got ",
@@ -223,11 +223,13 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
   check_same(grad_output, "grad_output", input);
   check_same(grad_h_n, "grad_h_n", input);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
+  const auto [need_x, need_h0, need_w_ih, need_w_hh, need_bias] = mask;
   const Tensor h0 = hx.contiguous(), out = output.contiguous();
-  // Padding is never read: the deltas there are 0, but 0 * NaN in the weight-gradient GEMM is NaN,
-  // so the steps past a sequence's length are selected to 0 first.
-  const Tensor x = lengths ? at::where(valid_steps_mask(*lengths, T).unsqueeze(2), input, 0)
-                           : input.contiguous();
+  // x is read only by grad_weight_ih's GEMM. Padding is never read: the deltas there are 0, but
+  // 0 * NaN in that GEMM is NaN, so the steps past a sequence's length are selected to 0 first.
+  Tensor x;
+  if (need_w_ih)
+    x = lengths ? at::where(valid_steps_mask(*lengths, T).unsqueeze(2), input, 0) : input.contiguous();
 
   // grad_state row s + 1: the gradient reaching the state after step s from outside the group
   // that owns it (the output, h_n, and faster groups reading it); row 0 is hx.
@@ -245,12 +247,18 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
     grad_state.select(0, T).add_(grad_h_n);
   }
 
-  Tensor grad_x = at::zeros({T, B, I}, input.options());
-  Tensor grad_h0 = at::empty({B, H}, input.options());
-  Tensor grad_w_ih = at::zeros({H, I}, input.options());
-  Tensor grad_w_hh = at::zeros({H, H}, input.options());  // disallowed blocks stay exactly 0
-  Tensor grad_bias = at::zeros({H}, input.options());
-  if (B == 0) return {grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias};
+  const auto zeros_if = [&](bool need, at::IntArrayRef size) {
+    return need ? at::zeros(size, input.options()) : Tensor();
+  };
+  Tensor grad_x = zeros_if(need_x, {T, B, I});
+  Tensor grad_h0 = at::empty({B, H}, input.options());  // the recurrences write it in any case
+  Tensor grad_w_ih = zeros_if(need_w_ih, {H, I});
+  Tensor grad_w_hh = zeros_if(need_w_hh, {H, H});  // disallowed blocks stay exactly 0
+  Tensor grad_bias = zeros_if(need_bias, {H});
+  const auto result = [&] {
+    return std::make_tuple(grad_x, need_h0 ? grad_h0 : Tensor(), grad_w_ih, grad_w_hh, grad_bias);
+  };
+  if (B == 0 || !(need_x || need_h0 || need_w_ih || need_w_hh || need_bias)) return result();
 
   // With a fusing backend, each group's deltas are also summed per value of every slower group
   // that its ticks read (held_sums[j], rows [0, begin_j)), so that a slower group's share of the
@@ -271,7 +279,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
     const Tensor diag = rows_hh.narrow(1, begin, k).contiguous();
     Tensor delta = at::empty({g.ticks, B, k}, input.options());
     if (fused) {
-      const Tensor values = held_values(out, h0, g);
+      const Tensor values = need_w_hh ? held_values(out, h0, g) : Tensor();
       if (begin > 0) {  // what the faster groups read from this one, per value it held
         const Tensor sums = as_matrix(held_sums[i].values);
         const Tensor grad_values =
@@ -281,31 +289,40 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
           grad_state.slice(0, g.first + 1, g.first + (g.ticks - 1) * P + 2, P)
               .narrow(2, begin, k)
               .add_(grad_values.narrow(0, 1, g.ticks));
-        grad_w_hh.narrow(0, 0, begin).narrow(1, begin, k).copy_(at::mm(sums.t(), as_matrix(values)));
+        if (need_w_hh)
+          grad_w_hh.narrow(0, 0, begin).narrow(1, begin, k).copy_(at::mm(sums.t(), as_matrix(values)));
       }
       const std::vector<HeldTerm> sinks(held_sums.begin() + i + 1, held_sums.end());
       backend.backward_with_held(g, out, grad_state, diag, delta, grad_h0, relu, sinks);
-      if (g.ticks > 0)  // the diagonal block: tick n read value n of this group
+      if (need_w_hh && g.ticks > 0)  // the diagonal block: tick n read value n of this group
         grad_w_hh.narrow(0, begin, k).narrow(1, begin, k)
             .copy_(at::mm(as_matrix(delta).t(), as_matrix(values.narrow(0, 0, g.ticks))));
     } else {
       backend.backward(g, out, grad_state, diag, delta, grad_h0, relu);
       if (g.ticks > 0) {
         const Tensor d = as_matrix(delta);
-        Tensor grad_w_allowed = grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin);
-        for (const auto& block : states_before_ticks(out, h0, g, begin, H))
-          grad_w_allowed.addmm_(d.narrow(0, block.row, block.matrix.size(0)).t(), block.matrix);
+        if (need_w_hh) {
+          Tensor grad_w_allowed = grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin);
+          for (const auto& block : states_before_ticks(out, h0, g, begin, H))
+            grad_w_allowed.addmm_(d.narrow(0, block.row, block.matrix.size(0)).t(), block.matrix);
+        }
         if (end < H)  // to the slower groups, at the state each tick read (row s of grad_state)
           add_product(at_ticks(grad_state, g).narrow(2, end, H - end), d, rows_hh.narrow(1, end, H - end));
       }
     }
     if (g.ticks == 0) continue;
     const Tensor d = as_matrix(delta);
-    grad_w_ih.narrow(0, begin, k).copy_(at::mm(d.t(), inputs_at_ticks(x, g)));
-    grad_bias.narrow(0, begin, k).copy_(d.sum(0));
-    add_product(at_ticks(grad_x, g), d, rows_ih);
+    if (need_w_ih) grad_w_ih.narrow(0, begin, k).copy_(at::mm(d.t(), inputs_at_ticks(x, g)));
+    if (need_bias) grad_bias.narrow(0, begin, k).copy_(d.sum(0));
+    if (need_x) add_product(at_ticks(grad_x, g), d, rows_ih);
   }
-  return {grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias};
+  return result();
+}
+
+OptionalGradients as_optional(const std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor>& grads) {
+  const auto optional = [](const Tensor& t) { return t.defined() ? std::optional<Tensor>(t) : std::nullopt; };
+  const auto& [a, b, c, d, e] = grads;
+  return {optional(a), optional(b), optional(c), optional(d), optional(e)};
 }
 
 }  // namespace cwrnn

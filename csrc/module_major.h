@@ -9,6 +9,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -87,11 +88,23 @@ std::tuple<at::Tensor, at::Tensor> module_major_forward(
     c10::IntArrayRef module_sizes, int64_t t0, bool relu, const std::optional<at::Tensor>& lengths,
     const RecurrenceBackend& backend);
 
-// Returns (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias).
+// Which of (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias) to compute.
+using GradientMask = std::array<bool, 5>;
+
+// Returns (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias); those not asked for in
+// `mask` are undefined tensors, and the work that only they need is skipped.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> module_major_backward(
     const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& input,
     const at::Tensor& hx, const at::Tensor& weight_ih, const at::Tensor& weight_hh,
     const at::Tensor& output, c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
-    bool relu, const std::optional<at::Tensor>& lengths, const RecurrenceBackend& backend);
+    bool relu, const std::optional<at::Tensor>& lengths, GradientMask mask,
+    const RecurrenceBackend& backend);
+
+// The gradients of module_major_backward as the op returns them: undefined ones as nullopt.
+using OptionalGradients = std::tuple<std::optional<at::Tensor>, std::optional<at::Tensor>,
+                                     std::optional<at::Tensor>, std::optional<at::Tensor>,
+                                     std::optional<at::Tensor>>;
+OptionalGradients as_optional(
+    const std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>& grads);
 
 }  // namespace cwrnn

@@ -50,18 +50,18 @@ if KERNELS_LOADED:
 
     @torch.library.register_fake("cwrnn_ext::backward")
     def _backward_fake(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, periods,
-                       module_sizes, t0, relu, lengths):
-        return (torch.empty_like(input, memory_format=torch.contiguous_format),
-                torch.empty_like(hx, memory_format=torch.contiguous_format),
-                torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
-                torch.empty_like(weight_hh, memory_format=torch.contiguous_format),
-                weight_hh.new_empty(weight_hh.shape[0]))
+                       module_sizes, t0, relu, lengths, output_mask=(True,) * 5):
+        grads = (torch.empty_like(input, memory_format=torch.contiguous_format),
+                 torch.empty_like(hx, memory_format=torch.contiguous_format),
+                 torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
+                 torch.empty_like(weight_hh, memory_format=torch.contiguous_format),
+                 weight_hh.new_empty(weight_hh.shape[0]))
+        return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
 
     def _setup_context(ctx, inputs, output):
         input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths = inputs
         ctx.save_for_backward(input, hx, weight_ih, weight_hh, output[0], lengths)
         ctx.schedule = (periods, module_sizes, t0, relu)
-        ctx.has_bias = bias is not None
 
     def _backward(ctx, grad_output, grad_h_n):
         input, hx, weight_ih, weight_hh, output, lengths = ctx.saved_tensors
@@ -69,11 +69,12 @@ if KERNELS_LOADED:
             grad_output = torch.zeros_like(output)
         if grad_h_n is None:
             grad_h_n = torch.zeros_like(hx)
+        # Only the gradients autograd needs (input, hx, weight_ih, weight_hh, bias): e.g. a first
+        # layer's input or frozen weights cost nothing.
+        output_mask = list(ctx.needs_input_grad[:5])
         grads = torch.ops.cwrnn_ext.backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
-                                             output, *ctx.schedule, lengths)
-        grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias = grads
-        return (grad_input, grad_hx, grad_weight_ih, grad_weight_hh,
-                grad_bias if ctx.has_bias else None, None, None, None, None, None)
+                                             output, *ctx.schedule, lengths, output_mask)
+        return (*grads, None, None, None, None, None)
 
     torch.library.register_autograd("cwrnn_ext::forward", _backward, setup_context=_setup_context)
 

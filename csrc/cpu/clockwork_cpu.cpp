@@ -101,14 +101,16 @@ std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
                               relu, lengths, CpuRecurrence());
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> backward_cpu(
-    const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& hx,
-    const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& output,
-    c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0, bool relu,
-    const std::optional<Tensor>& lengths) {
+OptionalGradients backward_cpu(const Tensor& grad_output, const Tensor& grad_h_n,
+                               const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
+                               const Tensor& weight_hh, const Tensor& output,
+                               c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
+                               bool relu, const std::optional<Tensor>& lengths,
+                               GradientMask output_mask) {
   check_cpu(input);
-  return module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output,
-                               periods, module_sizes, t0, relu, lengths, CpuRecurrence());
+  return as_optional(module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
+                                           output, periods, module_sizes, t0, relu, lengths,
+                                           output_mask, CpuRecurrence()));
 }
 
 }  // namespace
