@@ -65,10 +65,6 @@ if KERNELS_LOADED:
 
     def _backward(ctx, grad_output, grad_h_n):
         input, hx, weight_ih, weight_hh, output, lengths = ctx.saved_tensors
-        if grad_output is None:
-            grad_output = torch.zeros_like(output)
-        if grad_h_n is None:
-            grad_h_n = torch.zeros_like(hx)
         # Only the gradients autograd needs (input, hx, weight_ih, weight_hh, bias): e.g. a first
         # layer's input or frozen weights cost nothing.
         output_mask = list(ctx.needs_input_grad[:5])

@@ -88,6 +88,7 @@ template <typename T>
 __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T>& p, int64_t b0,
                                                         int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden;
+  const int64_t pre_stride = p.pre_stride > 0 ? p.pre_stride : k;
   std::vector<T> buffer(kRowTile * k);
   std::vector<int64_t> held_value(p.num_held);  // per slower group, the value read at this tick
   for (int64_t tile = b0; tile < b1; tile += kRowTile) {
@@ -99,13 +100,16 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     for (int64_t s = 0; s < std::min(p.first, p.steps); ++s)
       for (int64_t r = 0; r < rows; ++r)
         std::memcpy(p.out + (s * B + tile + r) * H + p.begin, p.h0 + (tile + r) * H + p.begin, k * sizeof(T));
+    if (p.values != nullptr)
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(p.values + (tile + r) * k, p.h0 + (tile + r) * H + p.begin, k * sizeof(T));
     std::fill(held_value.begin(), held_value.end(), 0);
     for (int64_t n = 0; n < p.ticks; ++n) {
       const int64_t s = p.first + n * p.period;
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t b = tile + r;
         prev[r] = n == 0 ? p.h0 + b * H + p.begin : p.out + ((s - p.period) * B + b) * H + p.begin;
-        std::memcpy(acc[r], p.pre + (n * B + b) * k, k * sizeof(T));
+        std::memcpy(acc[r], p.pre + (n * B + b) * pre_stride, k * sizeof(T));
       }
       for (int64_t j = 0; j < p.num_held; ++j) {
         const HeldSource<T>& h = p.held[j];
@@ -125,8 +129,41 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
         activate(acc[r], k, p.relu);
         for (int64_t h = s; h < held_until; ++h)
           std::memcpy(p.out + (h * B + tile + r) * H + p.begin, acc[r], k * sizeof(T));
+        if (p.values != nullptr)
+          std::memcpy(p.values + ((n + 1) * B + tile + r) * k, acc[r], k * sizeof(T));
       }
     }
+  }
+}
+
+// dh += what reaches the states after steps [from, to) of batch row b from outside the group: the
+// output's gradient (within the sequence's length), h_n's if one of them is the final state, and
+// what faster groups sent to held value m.
+template <typename T>
+__attribute__((always_inline)) inline void add_upstream(const UpstreamGradient<T>& u,
+                                                        const GroupRecurrence<T>& p, int64_t b,
+                                                        int64_t from, int64_t to, int64_t m, T* dh) {
+  const int64_t k = p.size;
+  const int64_t length = u.lengths != nullptr ? u.lengths[b] : p.steps;
+  if (u.output != nullptr) {
+    const int64_t* st = u.output_strides;
+    const T* row = u.output + b * st[1] + p.begin * st[2];
+    for (int64_t s = from; s < std::min(to, length); ++s) {
+      const T* g = row + s * st[0];
+      if (st[2] == 1) {
+        for (int64_t c = 0; c < k; ++c) dh[c] += g[c];
+      } else {  // e.g. the expanded gradient of output.sum()
+        for (int64_t c = 0; c < k; ++c) dh[c] += g[c * st[2]];
+      }
+    }
+  }
+  if (u.h_n != nullptr && length - 1 >= (m == 0 ? -1 : from) && length - 1 < to) {
+    const T* g = u.h_n + b * p.hidden + p.begin;
+    for (int64_t c = 0; c < k; ++c) dh[c] += g[c];
+  }
+  if (u.held != nullptr) {
+    const T* g = u.held + (m * p.batch + b) * k;
+    for (int64_t c = 0; c < k; ++c) dh[c] += g[c];
   }
 }
 
@@ -145,13 +182,18 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
       dh[r] = buffer.data() + (kRowTile + r) * k;
       std::fill(carry[r], carry[r] + k, T(0));
     }
-    // Sums rows [from, to) of grad_state (row s + 1 = state after step s) into dh, on top of carry.
-    auto gather = [&](int64_t from, int64_t to) {
+    // dh = carry + the gradient reaching the states after steps [from, to) from outside, and for
+    // held value m (the state those steps hold).
+    auto gather = [&](int64_t from, int64_t to, int64_t m) {
       for (int64_t r = 0; r < rows; ++r) {
         std::memcpy(dh[r], carry[r], k * sizeof(T));
-        for (int64_t row = from; row < to; ++row) {
-          const T* g = p.grad_state + (row * B + tile + r) * H + p.begin;
-          for (int64_t c = 0; c < k; ++c) dh[r][c] += g[c];
+        if (p.grad_state != nullptr) {  // row s + 1 = state after step s; row 0 = h0
+          for (int64_t row = m == 0 ? 0 : from + 1; row <= to; ++row) {
+            const T* g = p.grad_state + (row * B + tile + r) * H + p.begin;
+            for (int64_t c = 0; c < k; ++c) dh[r][c] += g[c];
+          }
+        } else {
+          add_upstream(p.upstream, p, tile + r, from, to, m, dh[r]);
         }
       }
     };
@@ -166,11 +208,13 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
         int64_t& m = held_value[j];
         while (m > 0 && h.first + (m - 1) * h.period > s - 1) --m;
       }
-      gather(s + 1, std::min(s + p.period, p.steps) + 1);
+      gather(s, std::min(s + p.period, p.steps), n + 1);
       const T* d[kRowTile];
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t b = tile + r;
-        times_derivative(dh[r], p.out + (s * B + b) * H + p.begin, k, p.relu);
+        const T* h = p.out + (s * B + b) * H + p.begin;
+        if (p.values != nullptr) std::memcpy(p.values + ((n + 1) * B + b) * k, h, k * sizeof(T));
+        times_derivative(dh[r], h, k, p.relu);
         T* delta = p.delta + (n * B + b) * k;
         std::memcpy(delta, dh[r], k * sizeof(T));
         for (int64_t j = 0; j < p.num_sinks; ++j) {
@@ -184,7 +228,7 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
       }
       accumulate_rows(p.diag, k, d, carry, rows);
     }
-    gather(0, std::min(p.first, p.steps) + 1);
+    gather(0, std::min(p.first, p.steps), 0);
     for (int64_t r = 0; r < rows; ++r)
       std::memcpy(p.grad_h0 + (tile + r) * H + p.begin, dh[r], k * sizeof(T));
   }

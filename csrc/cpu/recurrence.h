@@ -29,28 +29,47 @@ struct HeldSource {
 // Forward: h_n = f(pre_n + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n sums the slower
 // groups' held terms read at this tick; written into `out` at tick n and held
 // on the following steps until the next tick (and h0 held before the first tick).
-//   pre: (ticks, B, size)   h0: (B, H)   out: (T, B, H)
+//   pre: (ticks, B, size), row (n, b) at pre + (n * B + b) * pre_stride   h0: (B, H)   out: (T, B, H)
+// pre may lie inside `out` (the CPU schedule computes it in the group's columns of the last `ticks`
+// steps): each row is read before the tick that could overwrite it writes.
 template <typename T>
 struct ForwardRecurrence : GroupRecurrence<T> {
   const T* pre;
+  int64_t pre_stride = 0;  // 0: size, i.e. pre is a contiguous (ticks, B, size) tensor
   const T* h0;
   T* out;
   const HeldSource<T>* held = nullptr;
   int64_t num_held = 0;
+  T* values = nullptr;  // if set, (ticks + 1, B, size): h0's columns, then the state after each tick
+};
+
+// The gradient reaching each state from outside the group's own recurrence, read where it lies
+// (the CPU schedule's alternative to a (T + 1, B, H) grad_state buffer). Null pointers are zeros.
+template <typename T>
+struct UpstreamGradient {
+  const T* output = nullptr;  // grad_output (T, B, H) with these element strides
+  int64_t output_strides[3] = {0, 0, 0};
+  const T* h_n = nullptr;  // grad_h_n (B, H) contiguous, for the state after step lengths[b] - 1
+  const int64_t* lengths = nullptr;  // (B): grad_output rows past a sequence's length are not read
+  const T* held = nullptr;  // (ticks + 1, B, size): what faster groups sent to value m of this group
 };
 
 // Backward, from the last tick to the first:
 //   dh_n    = sum of grad_state over the steps h_n is held + W_ii^T delta_{n+1}
 //   delta_n = dh_n * f'(.)
 //   grad_h0 = sum of grad_state before the first tick (row 0 is h0 itself) + W_ii^T delta_0
-// grad_state: (T + 1, B, H), row s + 1 is the gradient reaching the state after step s.
+// grad_state: (T + 1, B, H), row s + 1 is the gradient reaching the state after step s; if null,
+// `upstream` gives the same sums.
 //   delta: (ticks, B, size) out     grad_h0: (B, H) out (only the group's columns are written)
 template <typename T>
 struct BackwardRecurrence : GroupRecurrence<T> {
   const T* out;
-  const T* grad_state;
+  const T* grad_state = nullptr;
+  UpstreamGradient<T> upstream;
   T* delta;
   T* grad_h0;
+  T* values = nullptr;  // if set, (ticks + 1, B, size): entry n + 1 gets out at tick n (entry 0,
+                        // h0's columns, is left to the caller)
   // Each delta_n is also added to sinks[j].values[m] at this group's columns, m = the value of
   // slower group j read at tick n (values are (ticks_j + 1, B, width) row-major, written here).
   const HeldSource<T>* sinks = nullptr;

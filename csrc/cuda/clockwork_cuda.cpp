@@ -113,15 +113,16 @@ std::tuple<Tensor, Tensor> forward_cuda(const Tensor& input, const Tensor& hx,
                               relu, lengths, CudaRecurrence());
 }
 
-OptionalGradients backward_cuda(const Tensor& grad_output, const Tensor& grad_h_n,
-                                const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
+OptionalGradients backward_cuda(const std::optional<Tensor>& grad_output,
+                                const std::optional<Tensor>& grad_h_n, const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
                                 const Tensor& weight_hh, const Tensor& output,
                                 c10::IntArrayRef periods, c10::IntArrayRef module_sizes,
                                 int64_t t0, bool relu, const std::optional<Tensor>& lengths,
                                 GradientMask output_mask) {
-  check_arguments(input, {{"grad_output", &grad_output}, {"grad_h_n", &grad_h_n}, {"hx", &hx},
-                          {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh}, {"output", &output}},
-                  lengths);
+  check_arguments(input, {{"hx", &hx}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh},
+                          {"output", &output}}, lengths);
+  if (grad_output) check_arguments(input, {{"grad_output", &*grad_output}}, std::nullopt);
+  if (grad_h_n) check_arguments(input, {{"grad_h_n", &*grad_h_n}}, std::nullopt);
   const c10::cuda::CUDAGuard guard(input.device());
   const auto dtype = input.scalar_type();
   if (!is_half_type(dtype)) {
@@ -131,9 +132,12 @@ OptionalGradients backward_cuda(const Tensor& grad_output, const Tensor& grad_h_
   }
   // Half types: in float32 throughout (see the top of this file).
   const auto up = [](const Tensor& t) { return t.to(at::kFloat); };
+  const auto up_optional = [](const std::optional<Tensor>& t) {
+    return t ? std::optional<Tensor>(t->to(at::kFloat)) : std::nullopt;
+  };
   const auto down = [dtype](const Tensor& t) { return t.defined() ? t.to(dtype) : t; };
   const auto [gx, ghx, gw_ih, gw_hh, gb] = module_major_backward(
-      up(grad_output), up(grad_h_n), up(input), up(hx), up(weight_ih), up(weight_hh), up(output),
+      up_optional(grad_output), up_optional(grad_h_n), up(input), up(hx), up(weight_ih), up(weight_hh), up(output),
       periods, module_sizes, t0, relu, lengths, output_mask, CudaRecurrence());
   return as_optional({down(gx), down(ghx), down(gw_ih), down(gw_hh), down(gb)});
 }

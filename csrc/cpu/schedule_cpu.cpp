@@ -1,0 +1,271 @@
+#include "schedule_cpu.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/ops/addmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/mm.h>
+#include <ATen/ops/sum.h>
+#include <ATen/ops/zeros.h>
+
+#include <vector>
+
+#include "workspace.h"
+
+namespace cwrnn {
+
+// Rows per thread below which spreading the batch over threads costs more than it saves.
+constexpr int64_t kMinRowsPerThread = 2;
+
+template <typename T>
+void run_forward(const ForwardRecurrence<T>& p) {
+  at::parallel_for(0, p.batch, kMinRowsPerThread,
+                   [&](int64_t b0, int64_t b1) { run_forward_recurrence(p, b0, b1); });
+}
+
+template <typename T>
+void run_backward(const BackwardRecurrence<T>& p) {
+  // Rows of a sink belong to batch rows, so threads owning disjoint batch rows never collide.
+  at::parallel_for(0, p.batch, kMinRowsPerThread,
+                   [&](int64_t b0, int64_t b1) { run_backward_recurrence(p, b0, b1); });
+}
+
+template void run_forward(const ForwardRecurrence<float>&);
+template void run_forward(const ForwardRecurrence<double>&);
+template void run_backward(const BackwardRecurrence<float>&);
+template void run_backward(const BackwardRecurrence<double>&);
+
+namespace {
+
+using at::Tensor;
+
+// Steps [step0, step0 + steps) and columns [c0, c0 + n) of out (T, B, H) as a (steps * B, n)
+// matrix with row stride H, which the GEMMs read and write in place.
+Tensor out_rows(const Tensor& out, int64_t step0, int64_t steps, int64_t c0, int64_t n) {
+  const int64_t B = out.size(1), H = out.size(2);
+  return out.view({out.size(0) * B, H}).narrow(0, step0 * B, steps * B).narrow(1, c0, n);
+}
+
+Tensor as_matrix(const Tensor& t) { return t.view({t.size(0) * t.size(1), t.size(2)}); }
+
+// result = a @ b, written into result's memory (a view: row stride >= its width, column stride 1).
+void mm_into(Tensor result, const Tensor& a, const Tensor& b) { at::mm_out(result, a, b); }
+
+// The inputs at the group's ticks as a (ticks * B, I) matrix: input itself when every step ticks
+// and it is contiguous, otherwise gathered into the workspace. With `valid` (T, B), steps past a
+// sequence's length are selected to 0: padding is never read (0 * NaN would reach a gradient).
+Tensor inputs_at_ticks(Workspace& ws, const Tensor& input, const GroupTicks& g, const Tensor& valid) {
+  const int64_t T = input.size(0), B = input.size(1), I = input.size(2);
+  if (g.ticks == T && !valid.defined() && input.is_contiguous()) return input.view({T * B, I});
+  Tensor xs = ws.take({g.ticks, B, I}, input.scalar_type());
+  xs.copy_(at_ticks(input, g));
+  if (valid.defined()) xs.masked_fill_(at_ticks(valid, g).logical_not().unsqueeze(2), 0);
+  return xs.view({g.ticks * B, I});
+}
+
+// W^T of a group's diagonal block (forward) or the block itself (backward), contiguous.
+Tensor diagonal_block(Workspace& ws, const Tensor& weight_hh, const GroupTicks& g, bool transpose) {
+  const int64_t begin = g.group.begin, k = g.group.size();
+  const Tensor block = weight_hh.narrow(0, begin, k).narrow(1, begin, k);
+  return ws.take({k, k}, weight_hh.scalar_type()).copy_(transpose ? block.t() : block);
+}
+
+template <typename scalar_t>
+void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const Tensor& weight_ih,
+                    const Tensor& weight_hh, const std::optional<Tensor>& bias,
+                    const std::vector<GroupTicks>& groups, bool relu, const Tensor& out) {
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+  const auto dtype = out.scalar_type();
+  std::vector<HeldSource<scalar_t>> held;  // of the groups done so far, i.e. all slower than the current
+  for (auto g = groups.rbegin(); g != groups.rend(); ++g) {  // slowest first
+    const int64_t begin = g->group.begin, k = g->group.size(), ticks = g->ticks;
+    // This group's held term lives until the fastest group is done; the rest only for this group.
+    const Tensor held_term = begin > 0 ? ws.take({ticks + 1, B, begin}, dtype) : Tensor();
+    const size_t transient = ws.mark();
+
+    ForwardRecurrence<scalar_t> p;
+    fill_group(p, *g, out, relu);
+    p.pre = nullptr;
+    if (ticks > 0) {  // pre-activations in the group's columns of the last `ticks` steps of out
+      Tensor pre = out_rows(out, T - ticks, ticks, begin, k);
+      const Tensor xs = inputs_at_ticks(ws, input, *g, Tensor());
+      const Tensor w = weight_ih.narrow(0, begin, k).t();
+      if (bias) {
+        at::addmm_out(pre, bias->narrow(0, begin, k), xs, w);
+      } else {
+        mm_into(pre, xs, w);
+      }
+      p.pre = out.const_data_ptr<scalar_t>() + (T - ticks) * B * H + begin;
+      p.pre_stride = H;
+    }
+    const Tensor diag_t = diagonal_block(ws, weight_hh, *g, true);
+    const Tensor values = begin > 0 ? ws.take({ticks + 1, B, k}, dtype) : Tensor();
+    p.diag = diag_t.const_data_ptr<scalar_t>();
+    p.h0 = h0.const_data_ptr<scalar_t>();
+    p.out = out.mutable_data_ptr<scalar_t>();
+    p.held = held.data();
+    p.num_held = static_cast<int64_t>(held.size());
+    p.values = begin > 0 ? values.mutable_data_ptr<scalar_t>() : nullptr;
+    run_forward(p);
+
+    if (begin > 0) {  // W_hh[0:begin, columns] h^{(m)} for every value m the group held
+      mm_into(as_matrix(held_term), as_matrix(values),
+                 weight_hh.narrow(0, 0, begin).narrow(1, begin, k).t());
+      held.push_back({held_term.const_data_ptr<scalar_t>(), begin, g->first, g->group.period});
+    }
+    ws.release(transient);
+  }
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
+                                       const Tensor& weight_ih, const Tensor& weight_hh,
+                                       const std::optional<Tensor>& bias, c10::IntArrayRef periods,
+                                       c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+                                       const std::optional<Tensor>& lengths) {
+  check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
+  const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
+  const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
+  const Tensor h0 = hx.contiguous();
+  Tensor out = at::empty({T, B, H}, input.options());
+  if (T > 0 && B > 0) {
+    Workspace ws;
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "cwrnn_forward_cpu", [&] {
+      forward_groups<scalar_t>(ws, input, h0, weight_ih, weight_hh, bias, groups, relu, out);
+    });
+  }
+  return finish_forward(out, h0, lengths);
+}
+
+namespace {
+
+struct Gradients {
+  Tensor input, h0, weight_ih, weight_hh, bias;  // undefined: not asked for (h0 always computed)
+};
+
+template <typename scalar_t>
+void backward_groups(Workspace& ws, const std::optional<Tensor>& grad_output,
+                     const std::optional<Tensor>& grad_h_n, const Tensor& input, const Tensor& h0,
+                     const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& out,
+                     const std::vector<GroupTicks>& groups, bool relu,
+                     const std::optional<Tensor>& lengths, const Gradients& grads) {
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+  const auto dtype = out.scalar_type();
+  const Tensor valid = lengths ? valid_steps_mask(*lengths, T) : Tensor();
+  const Tensor lengths_c = lengths ? lengths->contiguous() : Tensor();
+  const Tensor grad_h_n_c = grad_h_n ? grad_h_n->contiguous() : Tensor();
+
+  // Each group's deltas are also summed per value of every slower group that its ticks read
+  // (sums[j], rows [0, begin_j)), so that a slower group's share of the gradient and of its
+  // weight_hh block column is one GEMM over its own ticks + 1 values (the mirror of held terms).
+  std::vector<Tensor> sums(groups.size());
+  std::vector<HeldSource<scalar_t>> sinks(groups.size());
+  for (size_t j = 0; j < groups.size(); ++j) {
+    const int64_t begin = groups[j].group.begin;
+    sums[j] = ws.take({groups[j].ticks + 1, B, begin}, dtype).zero_();
+    sinks[j] = {sums[j].const_data_ptr<scalar_t>(), begin, groups[j].first, groups[j].group.period};
+  }
+
+  for (size_t i = 0; i < groups.size(); ++i) {  // fastest first
+    const GroupTicks& g = groups[i];
+    const int64_t begin = g.group.begin, k = g.group.size(), ticks = g.ticks;
+    const size_t transient = ws.mark();
+    const Tensor delta = ws.take({ticks, B, k}, dtype);
+    const Tensor diag = diagonal_block(ws, weight_hh, g, false);
+    // What the faster groups sent to each value this group held.
+    const Tensor from_faster = begin > 0 ? ws.take({ticks + 1, B, k}, dtype) : Tensor();
+    if (begin > 0)
+      mm_into(as_matrix(from_faster), as_matrix(sums[i]),
+                 weight_hh.narrow(0, 0, begin).narrow(1, begin, k));
+    // The values this group held, for its weight_hh columns: read in place from out when every
+    // step ticks and no faster group reads them, otherwise written by the recurrence.
+    const bool values_in_place = ticks == T && begin == 0;
+    const Tensor values = grads.weight_hh.defined() && !values_in_place
+                              ? ws.take({ticks + 1, B, k}, dtype) : Tensor();
+    if (values.defined()) values.select(0, 0).copy_(h0.narrow(1, begin, k));
+
+    BackwardRecurrence<scalar_t> p;
+    fill_group(p, g, out, relu);
+    p.diag = diag.const_data_ptr<scalar_t>();
+    p.out = out.const_data_ptr<scalar_t>();
+    if (grad_output) {
+      p.upstream.output = grad_output->const_data_ptr<scalar_t>();
+      for (int d = 0; d < 3; ++d) p.upstream.output_strides[d] = grad_output->stride(d);
+    }
+    p.upstream.h_n = grad_h_n ? grad_h_n_c.const_data_ptr<scalar_t>() : nullptr;
+    p.upstream.lengths = lengths ? lengths_c.const_data_ptr<int64_t>() : nullptr;
+    p.upstream.held = begin > 0 ? from_faster.const_data_ptr<scalar_t>() : nullptr;
+    p.delta = delta.mutable_data_ptr<scalar_t>();
+    p.grad_h0 = grads.h0.mutable_data_ptr<scalar_t>();
+    p.sinks = sinks.data() + i + 1;
+    p.num_sinks = static_cast<int64_t>(groups.size() - i - 1);
+    p.values = values.defined() ? values.mutable_data_ptr<scalar_t>() : nullptr;
+    run_backward(p);
+
+    const Tensor d = as_matrix(delta);
+    if (grads.weight_hh.defined()) {
+      Tensor diag_grad = grads.weight_hh.narrow(0, begin, k).narrow(1, begin, k);
+      if (values_in_place) {  // tick 0 read h0, tick n > 0 the state after step n - 1
+        mm_into(diag_grad, d.narrow(0, 0, B).t(), h0.narrow(1, begin, k));
+        if (T > 1) diag_grad.addmm_(d.narrow(0, B, (T - 1) * B).t(), out_rows(out, 0, T - 1, begin, k));
+      } else if (ticks > 0) {  // tick n read value n
+        mm_into(diag_grad, d.t(), as_matrix(values.narrow(0, 0, ticks)));
+      }
+      if (begin > 0)  // the faster groups read every value
+        mm_into(grads.weight_hh.narrow(0, 0, begin).narrow(1, begin, k), as_matrix(sums[i]).t(),
+                   as_matrix(values));
+    }
+    if (ticks > 0) {
+      if (grads.weight_ih.defined())
+        mm_into(grads.weight_ih.narrow(0, begin, k), d.t(), inputs_at_ticks(ws, input, g, valid));
+      if (grads.bias.defined()) {
+        Tensor rows = grads.bias.narrow(0, begin, k);
+        at::sum_out(rows, d, 0);
+      }
+      if (grads.input.defined()) {
+        const Tensor w = weight_ih.narrow(0, begin, k);
+        if (ticks == T) {
+          grads.input.view({T * B, input.size(2)}).addmm_(d, w);
+        } else {
+          Tensor product = ws.take({ticks * B, input.size(2)}, dtype);
+          mm_into(product, d, w);
+          at_ticks(grads.input, g).add_(product.view({ticks, B, input.size(2)}));
+        }
+      }
+    }
+    ws.release(transient);
+  }
+}
+
+}  // namespace
+
+std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> cpu_backward(
+    const std::optional<Tensor>& grad_output, const std::optional<Tensor>& grad_h_n,
+    const Tensor& input, const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
+    const Tensor& output, c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
+    bool relu, const std::optional<Tensor>& lengths, GradientMask mask) {
+  check_backward_arguments(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, lengths);
+  const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
+  const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
+  const auto [need_x, need_h0, need_w_ih, need_w_hh, need_bias] = mask;
+  const auto zeros_if = [&](bool need, at::IntArrayRef size) {
+    return need ? at::zeros(size, input.options()) : Tensor();
+  };
+  Gradients grads{zeros_if(need_x, {T, B, I}), at::zeros({B, H}, input.options()),
+                  zeros_if(need_w_ih, {H, I}),
+                  zeros_if(need_w_hh, {H, H}),  // disallowed blocks stay exactly 0
+                  zeros_if(need_bias, {H})};
+  if (T > 0 && B > 0 && (need_x || need_h0 || need_w_ih || need_w_hh || need_bias)) {
+    Workspace ws;
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "cwrnn_backward_cpu", [&] {
+      backward_groups<scalar_t>(ws, grad_output, grad_h_n, input, hx.contiguous(), weight_ih,
+                                weight_hh, output.contiguous(), groups, relu, lengths, grads);
+    });
+  } else if (T == 0 && B > 0 && grad_h_n) {  // no step: h_n is hx
+    grads.h0.copy_(*grad_h_n);
+  }
+  return {grads.input, need_h0 ? grads.h0 : Tensor(), grads.weight_ih, grads.weight_hh, grads.bias};
+}
+
+}  // namespace cwrnn
