@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "huge_pages.h"
 #include "workspace.h"
 
 namespace cwrnn {
@@ -128,7 +129,7 @@ std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
   const Tensor h0 = hx.contiguous();
-  Tensor out = at::empty({T, B, H}, input.options());
+  Tensor out = empty_huge_paged({T, B, H}, input.options());
   if (T > 0 && B > 0) {
     Workspace ws;
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "cwrnn_forward_cpu", [&] {
@@ -252,7 +253,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> cpu_backward(
   const auto zeros_if = [&](bool need, at::IntArrayRef size) {
     return need ? at::zeros(size, input.options()) : Tensor();
   };
-  Gradients grads{zeros_if(need_x, {T, B, I}), at::zeros({B, H}, input.options()),
+  Gradients grads{need_x ? empty_huge_paged({T, B, I}, input.options()).zero_() : Tensor(), at::zeros({B, H}, input.options()),
                   zeros_if(need_w_ih, {H, I}),
                   zeros_if(need_w_hh, {H, H}),  // disallowed blocks stay exactly 0
                   zeros_if(need_bias, {H})};
