@@ -18,7 +18,7 @@ except ImportError as error:  # pragma: no cover - exercised only on broken inst
     LOAD_ERROR = error
 
 KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
+    "cpu": (torch.float32, torch.float64, torch.bfloat16, torch.float16),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 

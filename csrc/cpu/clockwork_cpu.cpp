@@ -55,8 +55,14 @@ bool generic_schedule() {
 
 void check_cpu(const Tensor& input) {
   TORCH_CHECK(input.device().is_cpu(), "expected CPU tensors, got ", input.device());
-  TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble,
-              "the CPU kernel supports float32 and float64 inputs, got ", input.scalar_type());
+  const auto dtype = input.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kBFloat16 || dtype == at::kHalf,
+              "the CPU kernel supports float32, float64, bfloat16 and float16 inputs, got ", dtype);
+}
+
+// The generic schedule on the CPU is a test of that schedule, for the types CUDA shares with it.
+bool generic_schedule(const Tensor& input) {
+  return generic_schedule() && (input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble);
 }
 
 std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
@@ -65,7 +71,7 @@ std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
                                        c10::IntArrayRef module_sizes, int64_t t0, bool relu,
                                        const std::optional<Tensor>& lengths) {
   check_cpu(input);
-  if (generic_schedule())
+  if (generic_schedule(input))
     return module_major_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0,
                                 relu, lengths, CpuRecurrence());
   return cpu_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths);
@@ -78,7 +84,7 @@ OptionalGradients backward_cpu(const std::optional<Tensor>& grad_output,
                                c10::IntArrayRef module_sizes, int64_t t0, bool relu,
                                const std::optional<Tensor>& lengths, GradientMask output_mask) {
   check_cpu(input);
-  if (generic_schedule())
+  if (generic_schedule(input))
     return as_optional(module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
                                              output, periods, module_sizes, t0, relu, lengths,
                                              output_mask, CpuRecurrence()));

@@ -36,9 +36,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cpu_backw
     GradientMask mask);
 
 // One group's recurrence over the whole batch, batch rows spread over the intra-op threads.
-template <typename T>
-void run_forward(const ForwardRecurrence<T>& p);
-template <typename T>
-void run_backward(const BackwardRecurrence<T>& p);
+template <typename T, typename A>
+void run_forward(const ForwardRecurrence<T, A>& p);
+template <typename T, typename A>
+void run_backward(const BackwardRecurrence<T, A>& p);
 
 }  // namespace cwrnn
