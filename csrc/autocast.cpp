@@ -14,14 +14,14 @@ using at::Tensor;
 
 using ForwardSignature = std::tuple<Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const std::optional<Tensor>&,
-    c10::IntArrayRef, c10::IntArrayRef, int64_t, bool, const std::optional<Tensor>&);
+    c10::IntArrayRef, c10::IntArrayRef, int64_t, c10::string_view, const std::optional<Tensor>&);
 
 template <c10::DeviceType device>
 std::tuple<Tensor, Tensor> forward_autocast(const Tensor& input, const Tensor& hx,
                                             const Tensor& weight_ih, const Tensor& weight_hh,
                                             const std::optional<Tensor>& bias,
                                             c10::IntArrayRef periods, c10::IntArrayRef module_sizes,
-                                            int64_t t0, bool relu,
+                                            int64_t t0, c10::string_view nonlinearity,
                                             const std::optional<Tensor>& lengths) {
   const c10::impl::ExcludeDispatchKeyGuard no_autocast(
       at::autocast::get_autocast_dispatch_key_from_device_type(device));
@@ -32,7 +32,7 @@ std::tuple<Tensor, Tensor> forward_autocast(const Tensor& input, const Tensor& h
                              .typed<ForwardSignature>();
   return op.call(cast(input), cast(hx), cast(weight_ih), cast(weight_hh),
                  bias ? std::optional<Tensor>(cast(*bias)) : std::nullopt, periods, module_sizes, t0,
-                 relu, lengths);
+                 nonlinearity, lengths);
 }
 
 }  // namespace

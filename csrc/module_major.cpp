@@ -206,7 +206,7 @@ std::tuple<Tensor, Tensor> finish_forward(Tensor out, const Tensor& h0,
 std::tuple<Tensor, Tensor> module_major_forward(
     const Tensor& input, const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
     const std::optional<Tensor>& bias, c10::IntArrayRef periods, c10::IntArrayRef module_sizes,
-    int64_t t0, bool relu, const std::optional<Tensor>& lengths, const RecurrenceBackend& backend) {
+    int64_t t0, Activation activation, const std::optional<Tensor>& lengths, const RecurrenceBackend& backend) {
   check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
@@ -228,7 +228,7 @@ std::tuple<Tensor, Tensor> module_major_forward(
     pre = pre.view({g->ticks, B, k});
     const Tensor diag_t = rows_hh.narrow(1, begin, k).t().contiguous();
     add_held_terms(pre, *g, held);
-    backend.forward(*g, pre, h0, diag_t, out, relu);
+    backend.forward(*g, pre, h0, diag_t, out, activation);
     if (begin > 0) held.push_back(held_term(out, h0, *g, weight_hh));
   }
   return finish_forward(out, h0, lengths);
@@ -238,7 +238,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
     const std::optional<Tensor>& grad_output, const std::optional<Tensor>& grad_h_n,
     const Tensor& input, const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
     const Tensor& output, c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
-    bool relu, const std::optional<Tensor>& lengths, GradientMask mask,
+    Activation activation, const std::optional<Tensor>& lengths, GradientMask mask,
     const RecurrenceBackend& backend) {
   check_backward_arguments(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, lengths);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
@@ -286,7 +286,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
     const Tensor rows_ih = weight_ih.narrow(0, begin, k), rows_hh = weight_hh.narrow(0, begin, k);
     const Tensor diag = rows_hh.narrow(1, begin, k).contiguous();
     Tensor delta = at::empty({g.ticks, B, k}, input.options());
-    backend.backward(g, out, grad_state, diag, delta, grad_h0, relu);
+    backend.backward(g, out, grad_state, diag, delta, grad_h0, activation);
     if (g.ticks == 0) continue;
     const Tensor d = as_matrix(delta);
     if (need_w_hh) {

@@ -41,7 +41,7 @@ struct HeldTerm {
 // Copies a group's shape and schedule into a backend's kernel parameters (the CPU and CUDA
 // parameter structs share these field names).
 template <typename Params>
-void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, bool relu) {
+void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, Activation activation) {
   p.steps = out.size(0);
   p.batch = out.size(1);
   p.hidden = out.size(2);
@@ -50,7 +50,7 @@ void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, bool relu
   p.first = g.first;
   p.period = g.group.period;
   p.ticks = g.ticks;
-  p.relu = relu;
+  p.relu = activation == Activation::kRelu;
 }
 
 // The sequential part, per device. Tensors are contiguous; shapes as in cpu/recurrence.h.
@@ -60,12 +60,12 @@ class RecurrenceBackend {
   // pre: (ticks, B, k), the slower groups' held terms already added; h0: (B, H);
   // diag_t: W_ii^T (k, k); out: (T, B, H), group columns written.
   virtual void forward(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
-                       const at::Tensor& diag_t, const at::Tensor& out, bool relu) const = 0;
+                       const at::Tensor& diag_t, const at::Tensor& out, Activation activation) const = 0;
   // out: (T, B, H); grad_state: (T+1, B, H); diag: W_ii (k, k); delta: (ticks, B, k) written;
   // grad_h0: (B, H), group columns written.
   virtual void backward(const GroupTicks& g, const at::Tensor& out, const at::Tensor& grad_state,
                         const at::Tensor& diag, const at::Tensor& delta, const at::Tensor& grad_h0,
-                        bool relu) const = 0;
+                        Activation activation) const = 0;
 };
 
 // Pieces of the schedule that the CPU's own schedule (cpu/schedule_cpu.cpp) shares.
@@ -95,7 +95,7 @@ std::tuple<at::Tensor, at::Tensor> finish_forward(at::Tensor out, const at::Tens
 std::tuple<at::Tensor, at::Tensor> module_major_forward(
     const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias, c10::IntArrayRef periods,
-    c10::IntArrayRef module_sizes, int64_t t0, bool relu, const std::optional<at::Tensor>& lengths,
+    c10::IntArrayRef module_sizes, int64_t t0, Activation activation, const std::optional<at::Tensor>& lengths,
     const RecurrenceBackend& backend);
 
 // Which of (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias) to compute.
@@ -109,7 +109,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> module_ma
     const at::Tensor& input,
     const at::Tensor& hx, const at::Tensor& weight_ih, const at::Tensor& weight_hh,
     const at::Tensor& output, c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
-    bool relu, const std::optional<at::Tensor>& lengths, GradientMask mask,
+    Activation activation, const std::optional<at::Tensor>& lengths, GradientMask mask,
     const RecurrenceBackend& backend);
 
 // The gradients of module_major_backward as the op returns them: undefined ones as nullopt.

@@ -71,4 +71,4 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
     bias = bias_ih if bias_hh is None else (bias_hh if bias_ih is None else bias_ih + bias_hh)
     lengths = None if args.lengths is None else args.lengths.to(input.device)
     return torch.ops.cwrnn_ext.forward(input, hx, weight_ih, weight_hh, bias, args.periods,
-                                       args.module_sizes, args.t0, args.nonlinearity == "relu", lengths)
+                                       args.module_sizes, args.t0, args.nonlinearity, lengths)

@@ -44,13 +44,13 @@ def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
 if KERNELS_LOADED:
 
     @torch.library.register_fake("cwrnn_ext::forward")
-    def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths):
+    def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, nonlinearity, lengths):
         steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
         return input.new_empty(steps, batch, hidden), hx.new_empty(batch, hidden)
 
     @torch.library.register_fake("cwrnn_ext::backward")
     def _backward_fake(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, periods,
-                       module_sizes, t0, relu, lengths, output_mask=(True,) * 5):
+                       module_sizes, t0, nonlinearity, lengths, output_mask=(True,) * 5):
         grads = (torch.empty_like(input, memory_format=torch.contiguous_format),
                  torch.empty_like(hx, memory_format=torch.contiguous_format),
                  torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
@@ -59,9 +59,9 @@ if KERNELS_LOADED:
         return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
 
     def _setup_context(ctx, inputs, output):
-        input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths = inputs
+        input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, nonlinearity, lengths = inputs
         ctx.save_for_backward(input, hx, weight_ih, weight_hh, output[0], lengths)
-        ctx.schedule = (periods, module_sizes, t0, relu)
+        ctx.schedule = (periods, module_sizes, t0, nonlinearity)
 
     def _backward(ctx, grad_output, grad_h_n):
         input, hx, weight_ih, weight_hh, output, lengths = ctx.saved_tensors

@@ -253,7 +253,7 @@ def op_args(**overrides):
     a = base()
     bias = a["bias_ih"] + a["bias_hh"]
     args = dict(input=a["input"], hx=a["hx"], weight_ih=a["weight_ih"], weight_hh=a["weight_hh"], bias=bias,
-                periods=[1, 2], module_sizes=[3, 3], t0=0, relu=False, lengths=None)
+                periods=[1, 2], module_sizes=[3, 3], t0=0, nonlinearity="tanh", lengths=None)
     args.update(overrides)
     return list(args.values())
 
@@ -307,7 +307,7 @@ def backward_args(**overrides):
     output, _ = torch.ops.cwrnn_ext.forward(*op_args())
     args = dict(grad_output=torch.randn(T, B, H), grad_h_n=torch.randn(B, H), input=a["input"], hx=a["hx"],
                 weight_ih=a["weight_ih"], weight_hh=a["weight_hh"], output=output, periods=[1, 2],
-                module_sizes=[3, 3], t0=0, relu=False, lengths=None)
+                module_sizes=[3, 3], t0=0, nonlinearity="tanh", lengths=None)
     args.update(overrides)
     return list(args.values())
 

@@ -126,3 +126,18 @@ def test_threads_calling_at_once_match_serial():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+@pytest.mark.parametrize("op", ["forward", "backward"])
+def test_op_rejects_unknown_nonlinearity(op):
+    problem = make_problem(4, 2, 3, 6, [1, 2], [3, 3], dtype=torch.float32, seed=1, requires_grad=False)
+    common = (problem.input, problem.hx, problem.weight_ih, problem.weight_hh)
+    if op == "forward":
+        call = lambda nl: torch.ops.cwrnn_ext.forward(*common, None, [1, 2], [3, 3], 0, nl, None)  # noqa: E731
+    else:
+        output, _ = torch.ops.cwrnn_ext.forward(*common, None, [1, 2], [3, 3], 0, "tanh", None)
+        call = lambda nl: torch.ops.cwrnn_ext.backward(  # noqa: E731
+            torch.ones_like(output), None, *common, output, [1, 2], [3, 3], 0, nl, None)
+    call("relu")
+    with pytest.raises(RuntimeError, match="nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"):
+        call("sigmoid")

@@ -20,7 +20,7 @@ def op_problem(device, lengths):
     bias = problem.bias_ih + problem.bias_hh
     lengths_t = torch.tensor([11, 0, 6, 3], device=device) if lengths else None
     args = (problem.input, problem.hx, problem.weight_ih, problem.weight_hh, bias, [1, 2, 5],
-            [3, 4, 2], 2, False, lengths_t)
+            [3, 4, 2], 2, "tanh", lengths_t)
     output, h_n = torch.ops.cwrnn_ext.forward(*args)
     gen = torch.Generator().manual_seed(5)
     grad_output = torch.randn(output.shape, generator=gen, dtype=output.dtype).to(device)

@@ -72,7 +72,7 @@ def test_half_within_twice_the_error_of_pytorch_in_that_dtype(dtype, case, nonli
 def test_opcheck_half(dtype):
     problem = rounded_problem(dtype, LAYOUTS[0], 3, dtype)
     x, hx, w_ih, w_hh, b_ih, b_hh = (t.detach() for _, t in problem.tensors())
-    args = (x, hx, w_ih, w_hh, b_ih + b_hh, [1, 2, 5], [3, 4, 2], 1, False, torch.tensor([23, 0, 5, 9, 1]))
+    args = (x, hx, w_ih, w_hh, b_ih + b_hh, [1, 2, 5], [3, 4, 2], 1, "tanh", torch.tensor([23, 0, 5, 9, 1]))
     torch.library.opcheck(torch.ops.cwrnn_ext.forward, args)
     output, h_n = torch.ops.cwrnn_ext.forward(*args)
     torch.library.opcheck(torch.ops.cwrnn_ext.backward,
@@ -117,7 +117,7 @@ def test_autocast_on_the_op_itself():
     kernel), and leaves float64 ones alone, as autocast does."""
     problem = make_problem(9, 2, 3, 6, [1, 3], [4, 2], dtype=torch.float32, seed=5, requires_grad=False)
     args = (problem.input, problem.hx, problem.weight_ih, problem.weight_hh, None, [1, 3], [4, 2], 0,
-            False, None)
+            "tanh", None)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         output, h_n = torch.ops.cwrnn_ext.forward(*args)
         wide = [a.double() if isinstance(a, torch.Tensor) else a for a in args]

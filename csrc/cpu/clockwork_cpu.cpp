@@ -21,28 +21,28 @@ using at::Tensor;
 class CpuRecurrence final : public RecurrenceBackend {
  public:
   void forward(const GroupTicks& g, const Tensor& pre, const Tensor& h0, const Tensor& diag_t,
-               const Tensor& out, bool relu) const override {
+               const Tensor& out, Activation activation) const override {
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_forward_cpu", [&] {
       ForwardRecurrence<scalar_t> p;
-      fill_group(p, g, out, relu);
-      p.diag = diag_t.const_data_ptr<scalar_t>();
-      p.pre = pre.const_data_ptr<scalar_t>();
-      p.h0 = h0.const_data_ptr<scalar_t>();
-      p.out = out.mutable_data_ptr<scalar_t>();
+      fill_group(p, g, out, activation);
+      p.diag = rows_of<scalar_t>(diag_t);
+      p.pre = rows_of<scalar_t>(pre);
+      p.h0 = rows_of<scalar_t>(h0);
+      p.out = mutable_rows_of<scalar_t>(out);
       run_forward(p);
     });
   }
 
   void backward(const GroupTicks& g, const Tensor& out, const Tensor& grad_state, const Tensor& diag,
-                const Tensor& delta, const Tensor& grad_h0, bool relu) const override {
+                const Tensor& delta, const Tensor& grad_h0, Activation activation) const override {
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_backward_cpu", [&] {
       BackwardRecurrence<scalar_t> p;
-      fill_group(p, g, out, relu);
-      p.diag = diag.const_data_ptr<scalar_t>();
-      p.out = out.const_data_ptr<scalar_t>();
-      p.grad_state = grad_state.const_data_ptr<scalar_t>();
-      p.delta = delta.mutable_data_ptr<scalar_t>();
-      p.grad_h0 = grad_h0.mutable_data_ptr<scalar_t>();
+      fill_group(p, g, out, activation);
+      p.diag = rows_of<scalar_t>(diag);
+      p.out = rows_of<scalar_t>(out);
+      p.grad_state = rows_of<scalar_t>(grad_state);
+      p.delta = mutable_rows_of<scalar_t>(delta);
+      p.grad_h0 = mutable_rows_of<scalar_t>(grad_h0);
       run_backward(p);
     });
   }
@@ -68,28 +68,30 @@ bool generic_schedule(const Tensor& input) {
 std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
                                        const Tensor& weight_ih, const Tensor& weight_hh,
                                        const std::optional<Tensor>& bias, c10::IntArrayRef periods,
-                                       c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+                                       c10::IntArrayRef module_sizes, int64_t t0, c10::string_view nonlinearity,
                                        const std::optional<Tensor>& lengths) {
+  const Activation activation = parse_activation(nonlinearity);
   check_cpu(input);
   if (generic_schedule(input))
     return module_major_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0,
-                                relu, lengths, CpuRecurrence());
-  return cpu_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths);
+                                activation, lengths, CpuRecurrence());
+  return cpu_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, activation, lengths);
 }
 
 OptionalGradients backward_cpu(const std::optional<Tensor>& grad_output,
                                const std::optional<Tensor>& grad_h_n, const Tensor& input,
                                const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
                                const Tensor& output, c10::IntArrayRef periods,
-                               c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+                               c10::IntArrayRef module_sizes, int64_t t0, c10::string_view nonlinearity,
                                const std::optional<Tensor>& lengths, GradientMask output_mask) {
+  const Activation activation = parse_activation(nonlinearity);
   check_cpu(input);
   if (generic_schedule(input))
     return as_optional(module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
-                                             output, periods, module_sizes, t0, relu, lengths,
+                                             output, periods, module_sizes, t0, activation, lengths,
                                              output_mask, CpuRecurrence()));
   return as_optional(cpu_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output,
-                                  periods, module_sizes, t0, relu, lengths, output_mask));
+                                  periods, module_sizes, t0, activation, lengths, output_mask));
 }
 
 }  // namespace

@@ -208,13 +208,13 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
       }
     };
     for (int64_t j = 0; j < p.num_sinks; ++j) {
-      const HeldSource<A>& sink = p.sinks[j];
+      const HeldSink<A>& sink = p.sinks[j];
       held_value[j] = held_value_index(p.first + (p.ticks - 1) * p.period, sink.first, sink.period);
     }
     for (int64_t n = p.ticks - 1; n >= 0; --n) {
       const int64_t s = p.first + n * p.period;
       for (int64_t j = 0; j < p.num_sinks; ++j) {  // held_value_index(s, ...), walked backwards
-        const HeldSource<A>& sink = p.sinks[j];
+        const HeldSink<A>& sink = p.sinks[j];
         int64_t& m = held_value[j];
         while (m > 0 && sink.first + (m - 1) * sink.period > s - 1) --m;
       }
@@ -228,9 +228,9 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
         A* delta = p.delta + (n * B + b) * k;
         std::memcpy(delta, dh[r], k * sizeof(A));
         for (int64_t j = 0; j < p.num_sinks; ++j) {
-          const HeldSource<A>& sink = p.sinks[j];
+          const HeldSink<A>& sink = p.sinks[j];
           const int64_t m = held_value[j];
-          A* __restrict sum = const_cast<A*>(sink.values) + (m * B + b) * sink.width + p.begin;
+          A* __restrict sum = sink.sums + (m * B + b) * sink.width + p.begin;
           for (int64_t c = 0; c < k; ++c) sum[c] += delta[c];
         }
         d[r] = delta;

@@ -33,6 +33,15 @@ struct HeldSource {
   int64_t first, period;
 };
 
+// Where a faster group's backward adds its deltas, summed per value of a slower group that its
+// ticks read (the mirror of HeldSource): sums (ticks + 1, B, width) row-major, written.
+template <typename A>
+struct HeldSink {
+  A* sums;
+  int64_t width;  // the slower group's begin
+  int64_t first, period;
+};
+
 // Forward: h_n = f(pre_n + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n sums the slower
 // groups' held terms read at this tick; written into `out` at tick n and held
 // on the following steps until the next tick (and h0 held before the first tick).
@@ -75,9 +84,9 @@ struct BackwardRecurrence : GroupRecurrence<T, A> {
   UpstreamGradient<T, A> upstream;
   A* delta;
   A* grad_h0;
-  // Each delta_n is also added to sinks[j].values[m] at this group's columns, m = the value of
-  // slower group j read at tick n (values are (ticks_j + 1, B, width) row-major, written here).
-  const HeldSource<A>* sinks = nullptr;
+  // Each delta_n is also added to sinks[j].sums[m] at this group's columns, m = the value of
+  // slower group j read at tick n.
+  const HeldSink<A>* sinks = nullptr;
   int64_t num_sinks = 0;
   A* values = nullptr;  // if set, (ticks + 1, B, size): entry n + 1 gets out at tick n (entry 0,
                         // h0's columns, is left to the caller)

@@ -98,7 +98,7 @@ using acc_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, fl
 template <typename scalar_t, typename acc_t = acc_type<scalar_t>>
 void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const Tensor& weight_ih,
                     const Tensor& weight_hh, const std::optional<Tensor>& bias,
-                    const std::vector<GroupTicks>& groups, bool relu, const Tensor& out) {
+                    const std::vector<GroupTicks>& groups, Activation activation, const Tensor& out) {
   const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
   const auto acc = c10::CppTypeToScalarType<acc_t>::value;
   std::vector<HeldSource<acc_t>> held;  // of the groups done so far, i.e. all slower than the current
@@ -109,7 +109,7 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
     const size_t transient = ws.mark();
 
     ForwardRecurrence<scalar_t, acc_t> p;
-    fill_group(p, *g, out, relu);
+    fill_group(p, *g, out, activation);
     p.pre = nullptr;
     if (ticks > 0) {  // pre-activations in the group's columns of the last `ticks` steps of out
       Tensor pre = out_rows(out, T - ticks, ticks, begin, k);
@@ -120,22 +120,22 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
       } else {
         mm_into(pre, xs, w);
       }
-      p.pre = out.const_data_ptr<scalar_t>() + (T - ticks) * B * H + begin;
+      p.pre = rows_of<scalar_t>(out) + (T - ticks) * B * H + begin;
       p.pre_stride = H;
     }
     const Tensor diag_t = diagonal_block(ws, weight_hh, *g, true, acc);
     const Tensor values = begin > 0 ? ws.take({ticks + 1, B, k}, acc) : Tensor();
-    p.diag = diag_t.const_data_ptr<acc_t>();
-    p.h0 = h0.const_data_ptr<scalar_t>();
-    p.out = out.mutable_data_ptr<scalar_t>();
+    p.diag = rows_of<acc_t>(diag_t);
+    p.h0 = rows_of<scalar_t>(h0);
+    p.out = mutable_rows_of<scalar_t>(out);
     p.held = held.data();
     p.num_held = static_cast<int64_t>(held.size());
-    p.values = begin > 0 ? values.mutable_data_ptr<acc_t>() : nullptr;
+    p.values = begin > 0 ? mutable_rows_of<acc_t>(values) : nullptr;
     run_forward(p);
 
     if (begin > 0) {  // W_hh[0:begin, columns] h^{(m)} for every value m the group held
       mm_into(as_matrix(held_term), as_matrix(values), block_column(ws, weight_hh, *g, acc).t());
-      held.push_back({held_term.const_data_ptr<acc_t>(), begin, g->first, g->group.period});
+      held.push_back({rows_of<acc_t>(held_term), begin, g->first, g->group.period});
     }
     ws.release(transient);
   }
@@ -146,7 +146,7 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
 std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
                                        const Tensor& weight_ih, const Tensor& weight_hh,
                                        const std::optional<Tensor>& bias, c10::IntArrayRef periods,
-                                       c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+                                       c10::IntArrayRef module_sizes, int64_t t0, Activation activation,
                                        const std::optional<Tensor>& lengths) {
   check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
@@ -156,7 +156,7 @@ std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
   if (T > 0 && B > 0) {
     Workspace ws;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "cwrnn_forward_cpu", [&] {
-      forward_groups<scalar_t>(ws, input, h0, weight_ih, weight_hh, bias, groups, relu, out);
+      forward_groups<scalar_t>(ws, input, h0, weight_ih, weight_hh, bias, groups, activation, out);
     });
   }
   return finish_forward(out, h0, lengths);
@@ -173,7 +173,7 @@ template <typename scalar_t, typename acc_t = acc_type<scalar_t>>
 void backward_groups(Workspace& ws, const std::optional<Tensor>& grad_output,
                      const std::optional<Tensor>& grad_h_n, const Tensor& input, const Tensor& h0,
                      const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& out,
-                     const std::vector<GroupTicks>& groups, bool relu,
+                     const std::vector<GroupTicks>& groups, Activation activation,
                      const std::optional<Tensor>& lengths, const Gradients& grads) {
   const int64_t T = out.size(0), B = out.size(1), I = input.size(2);
   const auto acc = c10::CppTypeToScalarType<acc_t>::value;
@@ -185,11 +185,11 @@ void backward_groups(Workspace& ws, const std::optional<Tensor>& grad_output,
   // (sums[j], rows [0, begin_j)), so that a slower group's share of the gradient and of its
   // weight_hh block column is one GEMM over its own ticks + 1 values (the mirror of held terms).
   std::vector<Tensor> sums(groups.size());
-  std::vector<HeldSource<acc_t>> sinks(groups.size());
+  std::vector<HeldSink<acc_t>> sinks(groups.size());
   for (size_t j = 0; j < groups.size(); ++j) {
     const int64_t begin = groups[j].group.begin;
     sums[j] = ws.take({groups[j].ticks + 1, B, begin}, acc).zero_();
-    sinks[j] = {sums[j].const_data_ptr<acc_t>(), begin, groups[j].first, groups[j].group.period};
+    sinks[j] = {mutable_rows_of<acc_t>(sums[j]), begin, groups[j].first, groups[j].group.period};
   }
 
   for (size_t i = 0; i < groups.size(); ++i) {  // fastest first
@@ -211,21 +211,21 @@ void backward_groups(Workspace& ws, const std::optional<Tensor>& grad_output,
     if (values.defined()) values.select(0, 0).copy_(h0.narrow(1, begin, k));
 
     BackwardRecurrence<scalar_t, acc_t> p;
-    fill_group(p, g, out, relu);
-    p.diag = diag.const_data_ptr<acc_t>();
-    p.out = out.const_data_ptr<scalar_t>();
-    if (grad_output) {
+    fill_group(p, g, out, activation);
+    p.diag = rows_of<acc_t>(diag);
+    p.out = rows_of<scalar_t>(out);
+    if (grad_output) {  // read through its own strides: any layout, e.g. expanded
       p.upstream.output = grad_output->const_data_ptr<scalar_t>();
       for (int d = 0; d < 3; ++d) p.upstream.output_strides[d] = grad_output->stride(d);
     }
-    p.upstream.h_n = grad_h_n ? grad_h_n_c.const_data_ptr<scalar_t>() : nullptr;
-    p.upstream.lengths = lengths ? lengths_c.const_data_ptr<int64_t>() : nullptr;
-    p.upstream.held = begin > 0 ? from_faster.const_data_ptr<acc_t>() : nullptr;
-    p.delta = delta.mutable_data_ptr<acc_t>();
-    p.grad_h0 = grads.h0.mutable_data_ptr<acc_t>();
+    p.upstream.h_n = grad_h_n ? rows_of<scalar_t>(grad_h_n_c) : nullptr;
+    p.upstream.lengths = lengths ? rows_of<int64_t>(lengths_c) : nullptr;
+    p.upstream.held = begin > 0 ? rows_of<acc_t>(from_faster) : nullptr;
+    p.delta = mutable_rows_of<acc_t>(delta);
+    p.grad_h0 = mutable_rows_of<acc_t>(grads.h0);
     p.sinks = sinks.data() + i + 1;
     p.num_sinks = static_cast<int64_t>(groups.size() - i - 1);
-    p.values = values.defined() ? values.mutable_data_ptr<acc_t>() : nullptr;
+    p.values = values.defined() ? mutable_rows_of<acc_t>(values) : nullptr;
     run_backward(p);
 
     const Tensor d = as_matrix(delta);
@@ -269,7 +269,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> cpu_backward(
     const std::optional<Tensor>& grad_output, const std::optional<Tensor>& grad_h_n,
     const Tensor& input, const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
     const Tensor& output, c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
-    bool relu, const std::optional<Tensor>& lengths, GradientMask mask) {
+    Activation activation, const std::optional<Tensor>& lengths, GradientMask mask) {
   check_backward_arguments(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, lengths);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
@@ -291,7 +291,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> cpu_backward(
   if (T > 0 && B > 0 && (need_x || need_h0 || need_w_ih || need_w_hh || need_bias)) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, dtype, "cwrnn_backward_cpu", [&] {
       backward_groups<scalar_t>(ws, grad_output, grad_h_n, input, hx.contiguous(), weight_ih,
-                                weight_hh, output.contiguous(), groups, relu, lengths, grads);
+                                weight_hh, output.contiguous(), groups, activation, lengths, grads);
     });
   } else if (T == 0 && B > 0 && grad_h_n) {  // no step: h_n is hx
     grads.h0.copy_(*grad_h_n);

@@ -25,15 +25,30 @@ namespace cwrnn {
 std::tuple<at::Tensor, at::Tensor> cpu_forward(
     const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias, c10::IntArrayRef periods,
-    c10::IntArrayRef module_sizes, int64_t t0, bool relu, const std::optional<at::Tensor>& lengths);
+    c10::IntArrayRef module_sizes, int64_t t0, Activation activation, const std::optional<at::Tensor>& lengths);
 
 // As module_major_backward.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cpu_backward(
     const std::optional<at::Tensor>& grad_output, const std::optional<at::Tensor>& grad_h_n,
     const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const at::Tensor& output, c10::IntArrayRef periods,
-    c10::IntArrayRef module_sizes, int64_t t0, bool relu, const std::optional<at::Tensor>& lengths,
+    c10::IntArrayRef module_sizes, int64_t t0, Activation activation, const std::optional<at::Tensor>& lengths,
     GradientMask mask);
+
+// The data of a tensor that the recurrences index as row-major arrays: checked contiguous first,
+// since they do raw pointer arithmetic on it.
+template <typename T>
+const T* rows_of(const at::Tensor& t) {
+  TORCH_CHECK(t.is_contiguous(), "cwrnn_ext internal error: a tensor the CPU recurrence reads as "
+              "row-major is not contiguous (sizes ", t.sizes(), ", strides ", t.strides(), ")");
+  return t.const_data_ptr<T>();
+}
+template <typename T>
+T* mutable_rows_of(const at::Tensor& t) {
+  TORCH_CHECK(t.is_contiguous(), "cwrnn_ext internal error: a tensor the CPU recurrence writes as "
+              "row-major is not contiguous (sizes ", t.sizes(), ", strides ", t.strides(), ")");
+  return t.mutable_data_ptr<T>();
+}
 
 // One group's recurrence over the whole batch, batch rows spread over the intra-op threads.
 template <typename T, typename A>
