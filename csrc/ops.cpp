@@ -16,13 +16,17 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(cwrnn_ext, m) {
-  // One Clockwork RNN layer, time-major. bias is bias_ih + bias_hh. Returns (output, h_n).
+  // One Clockwork RNN layer, time-major. bias is bias_ih + bias_hh; nonlinearity is "tanh" or
+  // "relu" (a string, so that more can be added without a new schema). Returns (output, h_n).
   m.def(
       "forward(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, Tensor? bias, "
-      "int[] periods, int[] module_sizes, int t0, bool relu, Tensor? lengths) -> (Tensor, Tensor)");
-  // Gradients of forward. Returns (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias).
+      "int[] periods, int[] module_sizes, int t0, str nonlinearity, Tensor? lengths) -> (Tensor, Tensor)");
+  // Gradients of forward, given those of (output, h_n) (None: zero). Returns (grad_input, grad_hx,
+  // grad_weight_ih, grad_weight_hh, grad_bias), each None unless asked for in output_mask (in that
+  // order); the work only they need is skipped.
   m.def(
-      "backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor hx, Tensor weight_ih, "
-      "Tensor weight_hh, Tensor output, int[] periods, int[] module_sizes, int t0, bool relu, "
-      "Tensor? lengths) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+      "backward(Tensor? grad_output, Tensor? grad_h_n, Tensor input, Tensor hx, Tensor weight_ih, "
+      "Tensor weight_hh, Tensor output, int[] periods, int[] module_sizes, int t0, str nonlinearity, "
+      "Tensor? lengths, bool[5] output_mask=[True, True, True, True, True]) "
+      "-> (Tensor?, Tensor?, Tensor?, Tensor?, Tensor?)");
 }

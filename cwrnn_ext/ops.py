@@ -18,7 +18,7 @@ except ImportError as error:  # pragma: no cover - exercised only on broken inst
     LOAD_ERROR = error
 
 KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
+    "cpu": (torch.float32, torch.float64, torch.bfloat16, torch.float16),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 
@@ -50,36 +50,33 @@ def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
 if KERNELS_LOADED:
 
     @torch.library.register_fake("cwrnn_ext::forward")
-    def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths):
+    def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, nonlinearity, lengths):
         steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
         return input.new_empty(steps, batch, hidden), hx.new_empty(batch, hidden)
 
     @torch.library.register_fake("cwrnn_ext::backward")
     def _backward_fake(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, periods,
-                       module_sizes, t0, relu, lengths):
-        return (torch.empty_like(input, memory_format=torch.contiguous_format),
-                torch.empty_like(hx, memory_format=torch.contiguous_format),
-                torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
-                torch.empty_like(weight_hh, memory_format=torch.contiguous_format),
-                weight_hh.new_empty(weight_hh.shape[0]))
+                       module_sizes, t0, nonlinearity, lengths, output_mask=(True,) * 5):
+        grads = (torch.empty_like(input, memory_format=torch.contiguous_format),
+                 torch.empty_like(hx, memory_format=torch.contiguous_format),
+                 torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
+                 torch.empty_like(weight_hh, memory_format=torch.contiguous_format),
+                 weight_hh.new_empty(weight_hh.shape[0]))
+        return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
 
     def _setup_context(ctx, inputs, output):
-        input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths = inputs
+        input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, nonlinearity, lengths = inputs
         ctx.save_for_backward(input, hx, weight_ih, weight_hh, output[0], lengths)
-        ctx.schedule = (periods, module_sizes, t0, relu)
-        ctx.has_bias = bias is not None
+        ctx.schedule = (periods, module_sizes, t0, nonlinearity)
 
     def _backward(ctx, grad_output, grad_h_n):
         input, hx, weight_ih, weight_hh, output, lengths = ctx.saved_tensors
-        if grad_output is None:
-            grad_output = torch.zeros_like(output)
-        if grad_h_n is None:
-            grad_h_n = torch.zeros_like(hx)
+        # Only the gradients autograd needs (input, hx, weight_ih, weight_hh, bias): e.g. a first
+        # layer's input or frozen weights cost nothing.
+        output_mask = list(ctx.needs_input_grad[:5])
         grads = torch.ops.cwrnn_ext.backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
-                                             output, *ctx.schedule, lengths)
-        grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias = grads
-        return (grad_input, grad_hx, grad_weight_ih, grad_weight_hh,
-                grad_bias if ctx.has_bias else None, None, None, None, None, None)
+                                             output, *ctx.schedule, lengths, output_mask)
+        return (*grads, None, None, None, None, None)
 
     torch.library.register_autograd("cwrnn_ext::forward", _backward, setup_context=_setup_context)
 
