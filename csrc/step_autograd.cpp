@@ -118,9 +118,12 @@ class StepBackwardFunction : public torch::autograd::Function<StepBackwardFuncti
     at::AutoDispatchBelowADInplaceOrView guard;
     const auto grads = step_backward_op().call(grad, input, hx, weight_ih, weight_hh, output,
                                                periods, module_sizes, t, clocks, relu, mask);
-    return {or_undefined(std::get<0>(grads)), or_undefined(std::get<1>(grads)),
-            or_undefined(std::get<2>(grads)), or_undefined(std::get<3>(grads)),
-            or_undefined(std::get<4>(grads))};
+    // Only the gradients asked for, in order: autograd cannot wrap an undefined output.
+    variable_list defined;
+    for (const auto& g : {std::get<0>(grads), std::get<1>(grads), std::get<2>(grads),
+                          std::get<3>(grads), std::get<4>(grads)})
+      if (g) defined.push_back(*g);
+    return defined;
   }
 
   static variable_list backward(AutogradContext*, variable_list) {
@@ -147,10 +150,16 @@ StepGradients step_backward_autograd(const Tensor& grad, const Tensor& input, co
   }
   const auto grads = StepBackwardFunction::apply(grad, input, hx, weight_ih, weight_hh, output,
                                                  periods, module_sizes, t, clocks, relu, mask);
+  size_t next = 0;
   const auto optional = [&](size_t i) {
-    return mask[i] ? std::optional<Tensor>(grads[i]) : std::nullopt;
+    return mask[i] ? std::optional<Tensor>(grads[next++]) : std::nullopt;
   };
-  return {optional(0), optional(1), optional(2), optional(3), optional(4)};
+  auto g0 = optional(0);
+  auto g1 = optional(1);
+  auto g2 = optional(2);
+  auto g3 = optional(3);
+  auto g4 = optional(4);
+  return {g0, g1, g2, g3, g4};
 }
 
 }  // namespace

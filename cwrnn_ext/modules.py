@@ -9,9 +9,8 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .arguments import NONLINEARITIES, check_clock, check_lengths
-from . import ops
 from .layout import allowed_mask, resolve_layout
-from .step import run_step, sequence_forward, step_clock
+from .step import run_step, sequence_forward, step_clock, step_kernel_supports
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -256,7 +255,7 @@ class ClockworkRNNCell(_ClockworkBase):
         weight_ih, weight_hh = self.weight_ih, self.weight_hh
         if weight_ih.dtype != input.dtype:
             raise TypeError(f"input has dtype {input.dtype} but the cell's weights are {weight_ih.dtype}")
-        kernel_checks_clocks = input.device.type == "cpu" and ops.kernel_supports(input.device, input.dtype)
+        kernel_checks_clocks = input.device.type == "cpu" and step_kernel_supports(input.device, input.dtype)
         t, clocks = step_clock(t, rows, input.device, unbatched, kernel_checks_clocks)
         bias_ih, bias_hh = (self.bias_ih, self.bias_hh) if self.bias else (None, None)
         h_next = run_step(batch, hx, weight_ih, weight_hh, bias_ih, bias_hh, self.periods,

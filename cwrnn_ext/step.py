@@ -17,6 +17,17 @@ from .arguments import _is_compiling, check_clock
 from .functional import clockwork_rnn, clockwork_rnn_time_major
 
 
+# Dtypes of the step kernels (the CPU step kernel and forward_time_major: float32 and float64).
+STEP_KERNEL_DTYPES = {
+    "cpu": (torch.float32, torch.float64),
+    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
+}
+
+
+def step_kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
+    return ops.kernel_supports(device, dtype) and dtype in STEP_KERNEL_DTYPES.get(device.type, ())
+
+
 def check_clock_tensor(t, name: str, batch: int, device: torch.device,
                        check_values: bool = True) -> torch.Tensor:
     """Clocks per row: an integer tensor of shape (batch,) on `device`, values >= 0. Returns it
@@ -43,13 +54,13 @@ def step_clock(t, batch: int, device: torch.device, unbatched: bool,
     """(t, clocks) for the step op from a user's `t`: an int (or 0-d integer tensor) for every
     row, or an integer tensor (batch,) giving each row its own clock (batched input only).
     `kernel_checks_clocks`: the CPU kernel will run, and it checks the clocks' values itself."""
+    if isinstance(t, torch.Tensor) and (t.dtype == torch.bool or t.is_floating_point() or t.is_complex()):
+        raise TypeError(f"t must be an int or an integer tensor, got a tensor of dtype {t.dtype}")
     if isinstance(t, torch.Tensor) and (t.dim() > 0 or t.device.type != "cpu"):
         if unbatched and t.dim() > 0:
             raise ValueError(f"t must be an int or a 0-d tensor for unbatched input, got shape "
                              f"{tuple(t.shape)}")
         if t.dim() == 0:  # one clock on a GPU: compared there rather than read (no host sync)
-            if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
-                raise TypeError(f"t must be an int or an integer tensor, got a tensor of dtype {t.dtype}")
             t = t.expand(batch)
         return 0, check_clock_tensor(t, "t", batch, device, check_values=not kernel_checks_clocks)
     return check_clock(t, "t"), None
@@ -59,7 +70,7 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
              t: int, clocks: Optional[torch.Tensor], nonlinearity: str):
     """h_next (B, H) for input (B, I) and hx (B, H): the kernel when there is one for the tensors'
     device and dtype, else the reference (as `clockwork_rnn` decides, warning once)."""
-    if ops.kernel_supports(input.device, input.dtype):
+    if step_kernel_supports(input.device, input.dtype):
         return torch.ops.cwrnn_ext.step.default(input, hx, weight_ih, weight_hh, bias_ih, bias_hh,
                                                 periods, module_sizes, t, clocks,
                                                 nonlinearity == "relu")
@@ -96,7 +107,8 @@ def sequence_forward(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
     """One layer over a time-major sequence with the faster schedule for its shape; the
     gradients are the same op's either way (module-major backward)."""
     steps, batch = input.shape[0], input.shape[1]
-    if time_major_wins(steps, batch, weight_hh.shape[0], input.device):
+    if (time_major_wins(steps, batch, weight_hh.shape[0], input.device)
+            and step_kernel_supports(input.device, input.dtype)):
         return clockwork_rnn_time_major(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
                                         module_sizes, t0, nonlinearity, lengths)
     return clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
