@@ -16,7 +16,7 @@ def _warn_fallback_once(reason: str) -> None:
     if not _warned:
         _warned = True
         warnings.warn(f"cwrnn_ext: {reason}; using the (slow) pure-PyTorch reference implementation",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=4)
 
 
 def _autocast_enabled(device_type: str) -> bool:
@@ -49,6 +49,22 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
 
     Returns (output (T, B, H), h_n (B, H)). Semantics: docs/contract.md and `reference.py`.
     """
+    return _run_layer("forward", input, hx, weight_ih, weight_hh, bias_ih, bias_hh,
+                      periods, module_sizes, t0, nonlinearity, lengths)
+
+
+def clockwork_rnn_time_major(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
+                             module_sizes=None, t0=0, nonlinearity="tanh", lengths=None):
+    """`clockwork_rnn` computed one step after another by the CPU step kernel: the same results
+    and gradients, faster for short sequences (see cwrnn_ext.step.time_major_wins). Other
+    devices run `clockwork_rnn`'s kernel."""
+    op = "forward_time_major" if input.device.type == "cpu" else "forward"
+    return _run_layer(op, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
+                      t0, nonlinearity, lengths)
+
+
+def _run_layer(op: str, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
+               t0, nonlinearity, lengths):
     if isinstance(input, torch.Tensor) and _autocast_enabled(input.device.type):
         input, hx, weight_ih, weight_hh, bias_ih, bias_hh = _autocast(
             input.device.type, input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
@@ -70,5 +86,7 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
         hx = input.new_zeros(batch, hidden)
     bias = bias_ih if bias_hh is None else (bias_hh if bias_ih is None else bias_ih + bias_hh)
     lengths = None if args.lengths is None else args.lengths.to(input.device)
-    return torch.ops.cwrnn_ext.forward(input, hx, weight_ih, weight_hh, bias, args.periods,
-                                       args.module_sizes, args.t0, args.nonlinearity, lengths)
+    # forward takes the nonlinearity's name; forward_time_major (a step op) still a bool.
+    nonlinearity = args.nonlinearity if op == "forward" else args.nonlinearity == "relu"
+    return getattr(torch.ops.cwrnn_ext, op)(input, hx, weight_ih, weight_hh, bias, args.periods,
+                                            args.module_sizes, args.t0, nonlinearity, lengths)

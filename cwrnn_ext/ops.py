@@ -90,3 +90,29 @@ if KERNELS_LOADED:
     # second derivatives; refusing loudly is the honest answer until double backward exists.
     torch.library.register_autograd("cwrnn_ext::backward", _refuse_double_backward,
                                     setup_context=lambda ctx, inputs, output: None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The time-major ops: `step` (one step, a clock per row; its autograd is in C++, see
+# csrc/step_autograd.cpp) and `forward_time_major` (the sequence forward computed step by step,
+# which is faster for short sequences; its backward is the sequence backward above).
+# ---------------------------------------------------------------------------------------------
+
+if KERNELS_LOADED:
+
+    @torch.library.register_fake("cwrnn_ext::step")
+    def _step_fake(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
+                   clocks, relu):
+        return hx.new_empty(input.shape[0], weight_hh.shape[0])
+
+    @torch.library.register_fake("cwrnn_ext::step_backward")
+    def _step_backward_fake(grad, input, hx, weight_ih, weight_hh, output, periods, module_sizes,
+                            t, clocks, relu, output_mask):
+        grads = (input.new_empty(input.shape), hx.new_empty(hx.shape),
+                 weight_ih.new_empty(weight_ih.shape), weight_hh.new_empty(weight_hh.shape),
+                 weight_hh.new_empty(weight_hh.shape[0]))
+        return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
+
+    torch.library.register_fake("cwrnn_ext::forward_time_major")(_forward_fake)
+    torch.library.register_autograd("cwrnn_ext::forward_time_major", _backward,
+                                    setup_context=_setup_context)
