@@ -113,6 +113,12 @@ if KERNELS_LOADED:
                  weight_hh.new_empty(weight_hh.shape[0]))
         return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
 
+    def _setup_time_major_context(ctx, inputs, output):
+        # forward_time_major takes the step ops' `bool relu`; its backward is the sequence
+        # backward, which takes the nonlinearity's name.
+        *leading, relu, lengths = inputs
+        _setup_context(ctx, (*leading, "relu" if relu else "tanh", lengths), output)
+
     torch.library.register_fake("cwrnn_ext::forward_time_major")(_forward_fake)
     torch.library.register_autograd("cwrnn_ext::forward_time_major", _backward,
-                                    setup_context=_setup_context)
+                                    setup_context=_setup_time_major_context)
