@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .arguments import NONLINEARITIES, check_clock, check_lengths
+from .arguments import INT64_MAX, NONLINEARITIES, check_clock, check_lengths
 from .integers import as_int
 from .layout import allowed_mask, resolve_layout
 from .step import run_step, sequence_forward, step_clock, step_kernel_supports
@@ -231,6 +231,18 @@ class ClockworkRNNCell(_ClockworkBase):
         self._add_layer_parameters("", self.input_size, {"device": device, "dtype": dtype})
         self.reset_parameters()
 
+    def _step_parameters(self):
+        """(weight_ih, weight_hh, bias_ih, bias_hh): read from the parameter dict, which is faster
+        than attribute access through nn.Module.__getattr__ (a step costs a few microseconds);
+        through attributes where something (a parametrization) has replaced them."""
+        params = self._parameters
+        try:
+            weights = params["weight_ih"], params["weight_hh"]
+            return weights + ((params["bias_ih"], params["bias_hh"]) if self.bias else (None, None))
+        except KeyError:
+            biases = (self.bias_ih, self.bias_hh) if self.bias else (None, None)
+            return (self.weight_ih, self.weight_hh) + biases
+
     def forward(self, input, hx=None, t=0):
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
@@ -254,12 +266,14 @@ class ClockworkRNNCell(_ClockworkBase):
                 raise ValueError(f"hx must have shape {(rows, hidden)[unbatched:]}, got {tuple(hx.shape)[unbatched:]}")
             if hx.dtype != input.dtype:
                 raise TypeError(f"hx has dtype {hx.dtype} but input has dtype {input.dtype}")
-        weight_ih, weight_hh = self.weight_ih, self.weight_hh
+        weight_ih, weight_hh, bias_ih, bias_hh = self._step_parameters()
         if weight_ih.dtype != input.dtype:
             raise TypeError(f"input has dtype {input.dtype} but the cell's weights are {weight_ih.dtype}")
-        kernel_checks_clocks = input.device.type == "cpu" and step_kernel_supports(input.device, input.dtype)
-        t, clocks = step_clock(t, rows, input.device, unbatched, kernel_checks_clocks)
-        bias_ih, bias_hh = (self.bias_ih, self.bias_hh) if self.bias else (None, None)
+        if type(t) is int and 0 <= t <= INT64_MAX:  # the common case, checked
+            clocks = None
+        else:
+            kernel_checks_clocks = input.is_cpu and step_kernel_supports(input.device, input.dtype)
+            t, clocks = step_clock(t, rows, input.device, unbatched, kernel_checks_clocks)
         h_next = run_step(batch, hx, weight_ih, weight_hh, bias_ih, bias_hh, self.periods,
                           self.module_sizes, t, clocks, self.nonlinearity)
         return h_next.squeeze(0) if unbatched else h_next

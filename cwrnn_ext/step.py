@@ -28,6 +28,11 @@ def step_kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
     return ops.kernel_supports(device, dtype) and dtype in STEP_KERNEL_DTYPES.get(device.type, ())
 
 
+# Resolved once: looking the op up through torch.ops on every step costs a few microseconds.
+_STEP_OP = torch.ops.cwrnn_ext.step.default if ops.KERNELS_LOADED else None
+_CPU_STEP_DTYPES = frozenset(STEP_KERNEL_DTYPES["cpu"]) if ops.KERNELS_LOADED else frozenset()
+
+
 def check_clock_tensor(t, name: str, batch: int, device: torch.device,
                        check_values: bool = True) -> torch.Tensor:
     """Clocks per row: an integer tensor of shape (batch,) on `device`, values >= 0. Returns it
@@ -70,10 +75,9 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
              t: int, clocks: Optional[torch.Tensor], nonlinearity: str):
     """h_next (B, H) for input (B, I) and hx (B, H): the kernel when there is one for the tensors'
     device and dtype, else the reference (as `clockwork_rnn` decides, warning once)."""
-    if step_kernel_supports(input.device, input.dtype):
-        return torch.ops.cwrnn_ext.step.default(input, hx, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                periods, module_sizes, t, clocks,
-                                                nonlinearity == "relu")
+    if (input.is_cpu and input.dtype in _CPU_STEP_DTYPES) or step_kernel_supports(input.device, input.dtype):
+        return _STEP_OP(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
+                        clocks, nonlinearity == "relu")
     # No kernel: one-step sequences through clockwork_rnn's fallback, one per row when the rows'
     # clocks differ (slow, as every fallback is).
     if clocks is None:
