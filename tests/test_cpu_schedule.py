@@ -141,3 +141,26 @@ def test_op_rejects_unknown_nonlinearity(op):
     call("relu")
     with pytest.raises(RuntimeError, match="nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"):
         call("sigmoid")
+
+
+def test_small_batch_restores_thread_count():
+    """A batch too small to split runs single-threaded; the caller's thread count is restored
+    after the call, also when it raises, and the results match a single-threaded run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        problem = make_problem(40, 1, 3, 24, [1, 2, 4], dtype=torch.float32, seed=6)
+        out, h_n, grads = run_kernel(problem, t0=1)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="lengths"):
+            torch.ops.cwrnn_ext.forward(problem.input.detach(), problem.hx.detach(),
+                                        problem.weight_ih.detach(), problem.weight_hh.detach(), None,
+                                        [1, 2, 4], [8, 8, 8], 0, "tanh", torch.tensor([41]))
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        out1, h_n1, grads1 = run_kernel(problem, t0=1)
+        assert torch.equal(out, out1) and torch.equal(h_n, h_n1)
+        for name in grads:
+            assert torch.equal(grads[name], grads1[name]), name
+    finally:
+        torch.set_num_threads(before)

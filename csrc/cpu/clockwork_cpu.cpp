@@ -8,6 +8,7 @@
 
 #include "../module_major.h"
 #include "schedule_cpu.h"
+#include "threads.h"
 
 namespace cwrnn {
 namespace {
@@ -72,6 +73,7 @@ std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
                                        const std::optional<Tensor>& lengths) {
   const Activation activation = parse_activation(nonlinearity);
   check_cpu(input);
+  const ThreadsForBatch threads(input.dim() == 3 ? input.size(1) : 1);
   if (generic_schedule(input))
     return module_major_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0,
                                 activation, lengths, CpuRecurrence());
@@ -86,6 +88,7 @@ OptionalGradients backward_cpu(const std::optional<Tensor>& grad_output,
                                const std::optional<Tensor>& lengths, GradientMask output_mask) {
   const Activation activation = parse_activation(nonlinearity);
   check_cpu(input);
+  const ThreadsForBatch threads(input.dim() == 3 ? input.size(1) : 1);
   if (generic_schedule(input))
     return as_optional(module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
                                              output, periods, module_sizes, t0, activation, lengths,

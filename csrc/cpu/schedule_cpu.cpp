@@ -12,12 +12,10 @@
 #include <vector>
 
 #include "huge_pages.h"
+#include "threads.h"
 #include "workspace.h"
 
 namespace cwrnn {
-
-// Rows per thread below which spreading the batch over threads costs more than it saves.
-constexpr int64_t kMinRowsPerThread = 2;
 
 template <typename T, typename A>
 void run_forward(const ForwardRecurrence<T, A>& p) {
