@@ -23,6 +23,7 @@ import torch
 
 import cwrnn_ext
 
+from . import streaming
 from .checks import check_clockwork_variants
 from .configs import DEVICE_DTYPES, PLANS, Plan
 from .load import available_cores, busy_note, config_loads, load_average, pre_run_warning, threshold
@@ -64,6 +65,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                             "benchmarks/RESULTS.md discusses, instead of --out (not with --smoke)")
     parser.add_argument("--min-run-time", type=float, default=None,
                         help="seconds of timed calls per model and pass, over all rounds (default: per mode)")
+    parser.add_argument("--no-streaming", dest="streaming", action="store_false",
+                        help="skip the streaming section (one step and short chunks against "
+                             "nn.RNNCell / nn.LSTMCell; python -m benchmarks.streaming runs it alone)")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="skip the peak-memory measurement of forward+backward")
     args = parser.parse_args(argv)
@@ -211,6 +215,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     written = []
     for device in devices_to_run(args.device):
         written += run_device(args, plan, device)
+    if args.streaming:
+        print("\n== Streaming: one step and short chunks (python -m benchmarks.streaming) ==")
+        streaming.main([f"--{plan.mode}", "--device", args.device, "--out", str(args.out)])
     print(f"\nwall time {time.perf_counter() - started:.1f} s; wrote:")
     for path in written:
         print(f"  {path}")
