@@ -101,13 +101,18 @@ def _assert_same(got, expected):
 @pytest.mark.parametrize("form", list(INT_FORMS), ids=list(INT_FORMS))
 @pytest.mark.parametrize("argument,match,use", ARGUMENTS, ids=ARGUMENT_IDS)
 def test_integer_forms_are_accepted_alike(argument, match, use, form):
+    if argument == "t-cell" and form == "tensor-1-element":
+        pytest.skip("for the cell a tensor with a dimension is one clock per row (tests/test_step.py)")
     _assert_same(use(INT_FORMS[form](VALUE)), use(VALUE))
 
 
 @pytest.mark.parametrize("form", list(REFUSED), ids=list(REFUSED))
 @pytest.mark.parametrize("argument,match,use", ARGUMENTS, ids=ARGUMENT_IDS)
 def test_bools_and_non_integers_are_refused(argument, match, use, form):
-    with pytest.raises(TypeError, match=match):
+    # For the cell an integer tensor with a dimension is one clock per row: of the wrong length,
+    # it is refused for its shape (ValueError naming t), not its type.
+    error = ValueError if (argument == "t-cell" and form == "tensor-2-elements") else TypeError
+    with pytest.raises(error, match=match):
         use(REFUSED[form])
 
 
