@@ -1,10 +1,11 @@
 // The module-major schedule (docs/design.md, The module-major schedule), written once with ATen ops for every device.
 //
-// Forward walks period groups from slowest to fastest: the input term and the term from slower
-// groups (whose trajectories are already known) are one large GEMM per group over all its ticks;
-// only the group's own k x k recurrence is sequential, and a device backend runs it. Backward
-// walks fastest first, mirroring it: the backend's reverse recurrence yields the group's deltas,
-// then GEMMs give its weight gradients and the gradient it sends to slower groups.
+// Forward walks period groups from slowest to fastest: the input term is one large GEMM per group
+// over all its ticks, the term from each slower group (whose trajectory is already known) one GEMM
+// over the values it holds (HeldTerm); only the group's own k x k recurrence is sequential, and a
+// device backend runs it, adding the held terms as it goes. Backward walks fastest first,
+// mirroring it: the backend's reverse recurrence yields the group's deltas and sums them per held
+// value, then GEMMs give its weight gradients and the gradient it sends to slower groups.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -55,30 +56,18 @@ class RecurrenceBackend {
  public:
   virtual ~RecurrenceBackend() = default;
   // pre: (ticks, B, k); h0: (B, H); diag_t: W_ii^T (k, k); out: (T, B, H), group columns written.
-  virtual void forward(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
-                       const at::Tensor& diag_t, const at::Tensor& out, bool relu) const = 0;
-  // A backend that adds the slower groups' held terms inside its recurrence (one pass, no
-  // temporaries) says so here and implements forward_with_held; for the others the schedule adds
-  // them to `pre` with ATen ops first.
-  virtual bool fuses_held_terms() const { return false; }
+  // The slower groups' held terms are added inside the recurrence (one pass, no temporaries).
   virtual void forward_with_held(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
                                  const at::Tensor& diag_t, const at::Tensor& out, bool relu,
-                                 const std::vector<HeldTerm>& held) const {
-    TORCH_CHECK(false, "this backend does not fuse held terms");
-  }
+                                 const std::vector<HeldTerm>& held) const = 0;
   // out: (T, B, H); grad_state: (T+1, B, H); diag: W_ii (k, k); delta: (ticks, B, k) written;
-  // grad_h0: (B, H), group columns written.
-  virtual void backward(const GroupTicks& g, const at::Tensor& out, const at::Tensor& grad_state,
-                        const at::Tensor& diag, const at::Tensor& delta, const at::Tensor& grad_h0,
-                        bool relu) const = 0;
-  // The fused backward also adds each delta_n into sinks[j].values[m] (columns of this group),
-  // m = the value of slower group j that tick n read (the mirror of forward_with_held).
+  // grad_h0: (B, H), group columns written. Each delta_n is also added into sinks[j].values[m]
+  // (columns of this group), m = the value of slower group j that tick n read (the mirror of
+  // forward_with_held).
   virtual void backward_with_held(const GroupTicks& g, const at::Tensor& out,
                                   const at::Tensor& grad_state, const at::Tensor& diag,
                                   const at::Tensor& delta, const at::Tensor& grad_h0, bool relu,
-                                  const std::vector<HeldTerm>& sinks) const {
-    TORCH_CHECK(false, "this backend does not fuse held terms");
-  }
+                                  const std::vector<HeldTerm>& sinks) const = 0;
 };
 
 std::tuple<at::Tensor, at::Tensor> module_major_forward(

@@ -209,16 +209,3 @@ def test_half_criterion_is_meaningful():
         worse[7] += 20 * torch.finfo(dtype).eps * (1 + abs(float(expected[7])))
         with pytest.raises(AssertionError):
             assert_half_close(worse, expected, same_math, "perturbed")
-
-
-@pytest.mark.parametrize("t0", [0, 5])
-@pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_generic_held_terms_path(dtype, layout, t0, monkeypatch):
-    """The schedule's device-generic way of adding slower groups' held terms (the one the CUDA
-    backend uses) against the reference, forced on the CPU where it is otherwise fused."""
-    monkeypatch.setenv("CWRNN_UNFUSED_HELD_TERMS", "1")
-    _, periods, sizes, hidden = layout
-    seed = zlib.crc32(f"generic-{dtype}-{layout[0]}-{t0}".encode()) % 10000
-    problem = make_problem(23, 3, 4, hidden, periods, sizes, dtype=dtype, seed=seed)
-    compare(problem, dtype, t0=t0, lengths=random_lengths(23, 3, seed))

@@ -19,12 +19,9 @@ SYNCING_OPS = {"aten::item", "aten::_local_scalar_dense", "aten::to", "aten::_to
                "aten::cpu", "aten::tolist"}
 
 
-@pytest.mark.parametrize("unfused", [False, True], ids=["fused", "generic-held-terms"])
-def test_schedule_dispatches_no_host_device_ops(unfused, monkeypatch):
+def test_schedule_dispatches_no_host_device_ops():
     """Forward and backward without lengths (lengths on the host are checked on the host): none
-    of the ops a GPU would have to wait for. The generic held-term path is the CUDA one."""
-    if unfused:
-        monkeypatch.setenv("CWRNN_UNFUSED_HELD_TERMS", "1")
+    of the ops a GPU would have to wait for (the schedule is the same on both devices)."""
     model = cwrnn_ext.ClockworkRNN(4, 24, periods=[1, 2, 4, 8], num_layers=2)
     x = torch.randn(17, 3, 4, requires_grad=True)
     out, h_n = model(x, t0=1)  # outside the profile: Python-side argument checks

@@ -4,8 +4,6 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
-#include <cstdlib>
-#include <string>
 #include <vector>
 
 #include "../module_major.h"
@@ -29,18 +27,6 @@ std::vector<HeldSource<T>> sources_of(const std::vector<HeldTerm>& terms) {
 
 class CpuRecurrence final : public RecurrenceBackend {
  public:
-  void forward(const GroupTicks& g, const Tensor& pre, const Tensor& h0, const Tensor& diag_t,
-               const Tensor& out, bool relu) const override {
-    forward_with_held(g, pre, h0, diag_t, out, relu, {});
-  }
-
-  // Fused unless CWRNN_UNFUSED_HELD_TERMS=1: the tests use that to cover the schedule's generic
-  // (ATen) path for held terms, which the CUDA backend takes, on the CPU too.
-  bool fuses_held_terms() const override {
-    const char* unfused = std::getenv("CWRNN_UNFUSED_HELD_TERMS");
-    return unfused == nullptr || std::string(unfused) != "1";
-  }
-
   void forward_with_held(const GroupTicks& g, const Tensor& pre, const Tensor& h0,
                          const Tensor& diag_t, const Tensor& out, bool relu,
                          const std::vector<HeldTerm>& held) const override {
@@ -57,11 +43,6 @@ class CpuRecurrence final : public RecurrenceBackend {
       at::parallel_for(0, p.batch, kMinRowsPerThread,
                        [&](int64_t b0, int64_t b1) { run_forward_recurrence(p, b0, b1); });
     });
-  }
-
-  void backward(const GroupTicks& g, const Tensor& out, const Tensor& grad_state, const Tensor& diag,
-                const Tensor& delta, const Tensor& grad_h0, bool relu) const override {
-    backward_with_held(g, out, grad_state, diag, delta, grad_h0, relu, {});
   }
 
   void backward_with_held(const GroupTicks& g, const Tensor& out, const Tensor& grad_state,

@@ -1,7 +1,7 @@
 """Estimates the float16/bfloat16 output error of the CUDA path without a GPU: a float64
-time-major loop with exactly the roundings the CUDA forward makes (the precomputed input + bias +
-slower-group term `pre` rounded to the half type, the group's own state kept unrounded, the
-stored output rounded), compared with the float64 reference over tests/test_cuda.py's CONFIGS.
+time-major loop with exactly the roundings the CUDA forward makes (the input + bias term `pre` and
+each slower group's held term rounded to the half type and summed unrounded, the group's own state
+kept unrounded, the stored output rounded), compared with the float64 reference over tests/test_cuda.py's CONFIGS.
 Used to choose TOLERANCE there. Run: python tests/cuda_emulation/half_rounding.py
 """
 import importlib.util
@@ -49,10 +49,11 @@ def simulate(problem, dtype):
         for period, b0, b1 in groups:
             if t % period:
                 continue
-            pre = x[step] @ w_ih[b0:b1].t() + bias[b0:b1]
-            if b1 < hidden:
-                pre = pre + rounded[:, b1:] @ w_hh[b0:b1, b1:].t()
-            h = f(rd(pre) + state[:, b0:b1] @ w_hh[b0:b1, b0:b1].t())
+            pre = rd(x[step] @ w_ih[b0:b1].t() + bias[b0:b1])
+            for _, c0, c1 in groups:  # each slower group's held term, one rounded GEMM output
+                if c0 >= b1:
+                    pre = pre + rd(rounded[:, c0:c1] @ w_hh[b0:b1, c0:c1].t())
+            h = f(pre + state[:, b0:b1] @ w_hh[b0:b1, b0:b1].t())
             new_state[:, b0:b1], new_rounded[:, b0:b1] = h, rd(h)
         rounded, state = new_rounded, new_state
         outs.append(rounded)
