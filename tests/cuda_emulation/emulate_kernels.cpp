@@ -366,6 +366,13 @@ std::vector<Case> production_cases(size_t acc_bytes, bool small) {
   Case rows = layout_case("H256-8-rows", small ? 5 : 12, 16, 32, 8, 0, false);
   rows.sms = 2;
   cases.push_back(rows);
+  // 13 periods: 12 held terms; with one lane per unit (32-thread blocks), past the register slots
+  // (forward) and sums past them (backward).
+  for (int group : {0, 1}) {
+    Case many_periods = layout_case("13-periods", small ? 9 : 40, 5, 32, 13, group, group == 1);
+    many_periods.max_threads = 32;
+    cases.push_back(many_periods);
+  }
   // W_ii read from global memory, and several passes (with the sums added at once).
   Case global = layout_case("k150-global", small ? 4 : 12, 2, 150, 3, 0, true);
   global.shared_limit = 8 * 1024;
