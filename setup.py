@@ -4,9 +4,25 @@ import os
 import sys
 
 from setuptools import find_packages, setup
-from torch.utils import cpp_extension
+
+try:
+    from torch.utils import cpp_extension
+except ImportError:
+    sys.exit("cwrnn_ext builds against the torch it will run with: install torch first, then build "
+             "with `pip install --no-build-isolation ...` (README, Quick start)")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The extension touches CPython only through PyModule_Create (csrc/ops.cpp), which is in the
+# stable ABI, so one build serves every Python from LIMITED_API_VERSION on (abi3). Newer torch
+# (2.8, 2.11, 2.13, 2.14 checked) defines Py_LIMITED_API itself for py_limited_api=True, to the
+# cpp_extension.min_supported_cpython it exposes (3.10); older torch (2.4 to 2.6) does neither,
+# so we define it, for 3.9. csrc/ops.cpp refuses to compile without it: the abi3 file name and
+# wheel tag cannot claim more than the build did.
+TORCH_LIMITED_API = getattr(cpp_extension, "min_supported_cpython", None)
+LIMITED_API_VERSION = int(TORCH_LIMITED_API or "0x03090000", 16)
+LIMITED_API_MACROS = [] if TORCH_LIMITED_API else [("Py_LIMITED_API", f"0x{LIMITED_API_VERSION:08X}")]
+WHEEL_TAG = f"cp{LIMITED_API_VERSION >> 24}{(LIMITED_API_VERSION >> 16) & 0xFF}"  # e.g. cp39, cp310
 
 
 def _cuda_buildable():
@@ -30,7 +46,7 @@ def _extension():
     # No -std flag: torch.utils.cpp_extension adds the standard its headers need (torch 2.14's
     # need C++20 and fail under -std=c++17).
     cxx_flags = ["-O3", "-fno-math-errno", "-fopenmp"]
-    define_macros = []  # cpp_extension defines Py_LIMITED_API itself for py_limited_api=True
+    define_macros = list(LIMITED_API_MACROS)
     if _cuda_buildable():
         cuda_sources = sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
         print(f"cwrnn_ext: building CPU + CUDA kernels ({len(cuda_sources)} CUDA sources, "
@@ -63,7 +79,7 @@ setup(
     packages=find_packages(include=["cwrnn_ext", "cwrnn_ext.*"]),
     ext_modules=[_extension()],
     cmdclass={"build_ext": cpp_extension.BuildExtension},
-    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+    options={"bdist_wheel": {"py_limited_api": WHEEL_TAG}},
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy"],
 )

@@ -68,13 +68,18 @@ class Plan:
     reference_limit: Optional[float]  # run the slow reference only up to this many dense MACs
 
 
-# The acceptance targets (float32, 8 exponential modules, 2 threads).
+# The acceptance targets (float32, exponential periods, 2 threads, against nn.RNN timed in the same
+# run, each model in a plain fresh process).
 TARGET_A = Config(batch=32, steps=512, input_size=64, hidden_size=512, num_modules=8)
 TARGET_C = Config(batch=1, steps=4096, input_size=16, hidden_size=256, num_modules=8)
+TARGET_D = Config(batch=32, steps=256, input_size=64, hidden_size=128, num_modules=8)   # small modules
+TARGET_E = Config(batch=32, steps=256, input_size=64, hidden_size=256, num_modules=12)  # k about 21
 CPU_TARGETS = (
-    Target("a", TARGET_A, "forward", 4.5),
-    Target("b", TARGET_A, "forward_backward", 4.0),
-    Target("c", TARGET_C, "forward", 20.0),
+    Target("a", TARGET_A, "forward", 8.0),
+    Target("b", TARGET_A, "forward_backward", 7.0),
+    Target("c", TARGET_C, "forward", 30.0),
+    Target("d", TARGET_D, "forward", 4.4),
+    Target("e", TARGET_E, "forward_backward", 6.0),
 )
 TARGET_THREADS = 2
 
@@ -92,15 +97,19 @@ def one_axis_sweeps(base: Config, hidden: Tuple[int, ...], modules: Tuple[int, .
 def smoke_plan() -> Plan:
     """Tiny sizes: exercises every code path in a few seconds; the numbers mean nothing."""
     base = Config(batch=2, steps=16, input_size=4, hidden_size=16, num_modules=4)
-    targets = (Target("a", base, "forward", 4.5), Target("b", base, "forward_backward", 4.0),
-               Target("c", replace(base, steps=8), "forward", 20.0))  # a sweep point: no extra config
+    # The targets' keys, passes and minima on sweep points: no extra configs.
+    targets = (Target("a", base, "forward", 8.0), Target("b", base, "forward_backward", 7.0),
+               Target("c", replace(base, steps=8), "forward", 30.0),
+               Target("d", replace(base, hidden_size=8), "forward", 4.4),
+               Target("e", replace(base, num_modules=2), "forward_backward", 6.0))
     sweeps = one_axis_sweeps(base, hidden=(8, 16), modules=(2, 4), steps=(8, 16))
     return Plan("smoke", targets, tuple(sweeps), min_run_time=0.001, min_repeats=1, rounds=1,
                 max_run_time=1.0, reference_limit=None)
 
 
 def quick_plan() -> Plan:
-    """The CPU targets with every model, plus small sweeps (kernel, nn.RNN, nn.LSTM) for the plots."""
+    """The CPU targets with every model, plus small sweeps (kernel, nn.RNN, nn.LSTM) for the plots
+    (targets d and e are sweep points)."""
     base = Config(batch=32, steps=256, input_size=64, hidden_size=256, num_modules=8)
     sweeps = one_axis_sweeps(base, hidden=(128, 256, 512), modules=(4, 8, 12), steps=(128, 256, 512),
                              models=("cwrnn", "rnn", "lstm"))

@@ -8,8 +8,8 @@
 #
 # Every step has a time limit inside an overall deadline (DEADLINE seconds, default 560), so that
 # the most important results come back even when a later step is slow. Logs and results go to
-# $OUT (default build/cuda_check, ignored by git); a summary table is printed last. Exit code 0
-# only if every step passed.
+# $OUT (default benchmarks/out/cuda_check, which git ignores); a summary table is printed last.
+# Exit code 0 only if every step passed.
 #
 #   OUT=/some/dir benchmarks/cuda_check.sh            # everything
 #   SKIP_BUILD=1 benchmarks/cuda_check.sh             # reuse an existing build
@@ -19,7 +19,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 START=$(date +%s)
 DEADLINE="${DEADLINE:-560}"
-OUT="${OUT:-$PWD/build/cuda_check}"
+OUT="${OUT:-$PWD/benchmarks/out/cuda_check}"  # ignored by git
 mkdir -p "$OUT"
 PY="${PYTHON:-python3}"
 export CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"

@@ -25,7 +25,7 @@ import cwrnn_ext
 HIDDEN = (256, 1024)
 BATCH = (1, 32)
 STEPS, INPUT, MODULES = 1024, 64, 8
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "build" / "cuda_speed"
+DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "cuda_speed"  # ignored by git
 
 
 def median_ms(fn, warmup: int, repeats: int) -> float:

@@ -108,7 +108,11 @@ def build_models(config: Config, names: Iterable[str], device: torch.device, dty
     I, H = config.input_size, config.hidden_size
     layout = (config.periods, config.module_sizes)
     cw_params = cwrnn_parameter_count(*layout, I)
-    kernel = cwrnn_ext.ClockworkRNN(I, H, periods=config.periods, module_sizes=config.module_sizes, **factory)
+    names = list(names)
+    # Only when a CW-RNN variant is asked for: a model measured alone in a fresh process must not
+    # find the heap shaped by another model's buffers (freeing them moves glibc's mmap threshold).
+    kernel = (cwrnn_ext.ClockworkRNN(I, H, periods=config.periods, module_sizes=config.module_sizes, **factory)
+              if any(name in CLOCKWORK_MODELS for name in names) else None)
     models: Dict[str, BenchModel] = {}
     for name in names:
         if name == "cwrnn":

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional
 
-from .configs import TARGET_THREADS, Config, Target, with_dtype
+from .configs import PASSES, TARGET_THREADS, Config, Target, with_dtype
 from .models import MODEL_NAMES
 
 COLUMNS = (  # (heading, width)
-    ("model", 20), ("H", 5), ("params", 9),
-    ("fwd ms", 9), ("xRNN", 6), ("xLSTM", 6),
-    ("f+b ms", 9), ("xRNN", 6), ("xLSTM", 6),
-    ("peak MiB", 9), ("work", 6), ("real fwd", 8), ("real f+b", 8),
+    ("model", 20), ("pass", 4), ("H", 5), ("params", 9), ("warm ms", 8), ("IQR", 7), ("cold ms", 8),
+    ("xRNN", 6), ("cold", 6), ("xLSTM", 6), ("work", 5), ("real", 5), ("faults", 7), ("peak MiB", 8),
 )
+PASS_SHORT = {"forward": "fwd", "forward_backward": "f+b"}
 
 
 def fmt(value, spec: str, missing: str = "-") -> str:
@@ -21,76 +20,103 @@ def fmt(value, spec: str, missing: str = "-") -> str:
 def row_text(cells: Iterable[str]) -> str:
     parts = []
     for (heading, width), cell in zip(COLUMNS, cells):
-        parts.append(cell.ljust(width) if heading == "model" else cell.rjust(width))
+        parts.append(cell.ljust(width) if heading in ("model", "pass") else cell.rjust(width))
     return " ".join(parts)
 
 
-def pass_cells(record: dict) -> List[str]:
-    """Median ms (or why there is none) and the two speed-ups."""
-    status = record["status"].split(":")[0]  # "skipped" / "failed"
-    return [fmt(record["median_ms"], ".2f", status), fmt(record["speedup_vs_rnn"], ".2f"),
-            fmt(record["speedup_vs_lstm"], ".2f")]
+def load_text(record: dict) -> str:
+    if record.get("other_cores") is not None:
+        text = f"other processes used {record['other_cores']:.1f} cores meanwhile"
+    elif record.get("load_1min") is not None:
+        text = f"load average {record['load_1min']:.1f}"
+    else:
+        return ""
+    return text + (" (BUSY: timings unreliable)" if record.get("load_busy") else "")
 
 
 def config_table(config: Config, records: List[dict]) -> str:
-    """One row per model: both passes side by side, ratios, memory, theoretical work ratio."""
+    """One row per model and pass: warm and cold times, ratios, faults, memory."""
     by_key = {(r["model"], r["pass"]): r for r in records}
     theory = next((r["work_ratio"] for r in records if r["work_ratio"] is not None), None)
     lines = [f"{config.label}  periods {config.periods[0]}..{config.periods[-1]}"
-             + (f"  theoretical work ratio {theory:.2f}x" if theory else ""),
+             + (f"  theoretical work ratio {theory:.2f}x" if theory else "")
+             + (f"  [{load_text(records[0])}]" if records and load_text(records[0]) else ""),
              row_text(h for h, _ in COLUMNS)]
     notes = []
     for name in MODEL_NAMES:
-        fwd, fb = by_key.get((name, "forward")), by_key.get((name, "forward_backward"))
-        if fwd is None:
-            continue
-        for record in (fwd, fb):
-            if record["status"] != "ok" and f"  {record['model_label']}: {record['status']}" not in notes:
-                notes.append(f"  {record['model_label']}: {record['status']}")
-        lines.append(row_text([fwd["model_label"], str(fwd["model_hidden_size"]), f"{fwd['parameters']:,}"]
-                              + pass_cells(fwd) + pass_cells(fb)
-                              + [fmt(fb["peak_memory_mib"], ".1f"), fmt(fwd["work_ratio"], ".2f"),
-                                 fmt(fwd["realised"], ".0%"), fmt(fb["realised"], ".0%")]))
+        for pass_name in PASSES:
+            r = by_key.get((name, pass_name))
+            if r is None:
+                continue
+            status = r["status"].split(":")[0]  # "skipped" / "failed"
+            if r["status"] != "ok" and f"  {r['model_label']}: {r['status']}" not in notes:
+                notes.append(f"  {r['model_label']}: {r['status']}")
+            first = pass_name == PASSES[0]
+            lines.append(row_text([
+                r["model_label"] if first else "", PASS_SHORT[pass_name],
+                str(r["model_hidden_size"]) if first else "", f"{r['parameters']:,}" if first else "",
+                fmt(r["median_ms"], ".2f", status), fmt(r["iqr_ms"], ".2f"), fmt(r["cold_ms"], ".2f"),
+                fmt(r["speedup_vs_rnn"], ".2f"), fmt(r["speedup_vs_rnn_cold"], ".2f"),
+                fmt(r["speedup_vs_lstm"], ".2f"), fmt(r["work_ratio"], ".2f"), fmt(r["realised"], ".0%"),
+                fmt(r["faults_per_call"], ".0f"), fmt(r["peak_memory_mib"], ".1f")]))
     return "\n".join(lines + notes)
 
 
-LEGEND = ("xRNN / xLSTM: speed-up of the row's model over nn.RNN / nn.LSTM with the same hidden "
-          "size, same pass.\nwork: SRN multiply-adds / CW-RNN multiply-adds over this sequence "
-          "(exact, t0 = 0).\nreal: fraction of that work ratio realised = xRNN / work.")
+LEGEND = (
+    "warm ms: median time per call in a fresh process after its first two calls; IQR: its "
+    "interquartile range;\ncold ms: the first call in a fresh process (median over rounds).\n"
+    "xRNN / xLSTM: the row's model's speed-up over nn.RNN / nn.LSTM of the same hidden size, same pass "
+    "(warm medians);\ncold: the same over nn.RNN for first calls.\n"
+    "work: the theoretical work ratio, SRN multiply-adds / CW-RNN multiply-adds over this sequence "
+    "(exact, t0 = 0);\nreal: the fraction of it realised = xRNN / work.\n"
+    "faults: minor page faults per warm call (first touches of freshly mapped memory; load-independent).\n"
+    "peak MiB: memory held at once during one forward+backward call, on top of what was live before it.")
 
 
 def evaluate_targets(targets: Iterable[Target], records: List[dict]) -> List[dict]:
-    """Kernel vs nn.RNN speed-up for each target (float32 CPU records)."""
+    """Kernel vs nn.RNN speed-up for each target (float32 CPU records), with the load meanwhile."""
     results = []
     for target in targets:
         config = with_dtype(target.config, "float32")
-        speedup = _find_speedup(records, config, target.pass_name)
+        record = _find_kernel_record(records, config, target.pass_name) or {}
+        speedup = record.get("speedup_vs_rnn")
         results.append({"key": target.key, "config": config.label, "pass": target.pass_name,
-                        "speedup_vs_rnn": speedup, "minimum": target.minimum,
-                        "passed": None if speedup is None else speedup >= target.minimum})
+                        "speedup_vs_rnn": speedup, "speedup_vs_rnn_cold": record.get("speedup_vs_rnn_cold"),
+                        "work_ratio": record.get("work_ratio"), "minimum": target.minimum,
+                        "passed": None if speedup is None else speedup >= target.minimum,
+                        "other_cores": record.get("other_cores"), "load_1min": record.get("load_1min"),
+                        "load_busy": record.get("load_busy")})
     return results
 
 
-def _find_speedup(records: List[dict], config: Config, pass_name: str) -> Optional[float]:
+def _find_kernel_record(records: List[dict], config: Config, pass_name: str) -> Optional[dict]:
     for r in records:
         if r["model"] == "cwrnn" and r["pass"] == pass_name and config.matches(r):
-            return r["speedup_vs_rnn"]
+            return r
     return None
 
 
-def targets_text(results: List[dict], threads: int, mode: str) -> str:
-    bar = "=" * 96
-    title = (f"CPU targets: CW-RNN kernel vs nn.RNN (same hidden size), float32, 8 exponential modules, "
-             f"{threads} threads")
+def targets_text(results: List[dict], threads: int, mode: str, busy: Optional[str]) -> str:
+    bar = "=" * 110
+    title = (f"CPU targets: CW-RNN kernel vs nn.RNN (same hidden size), float32, exponential periods, "
+             f"{threads} thread{'s' if threads != 1 else ''}, warm medians (cold first calls beside)")
     lines = [bar, title]
     if threads != TARGET_THREADS:
         lines.append(f"  note: the targets are defined at {TARGET_THREADS} threads; this run used {threads}")
     if mode == "smoke":
         lines.append("  note: --smoke runs tiny sizes, so these verdicts mean nothing")
+    if busy:
+        lines.append(f"  note: busy machine: {busy}: verdicts marked BUSY are unreliable")
     for result in results:
         verdict = {True: "PASS", False: "MISS", None: "NOT RUN"}[result["passed"]]
         speedup = fmt(result["speedup_vs_rnn"], "6.2f", "     -")
-        lines.append(f"  ({result['key']}) {result['config']:<42} {result['pass']:<17} "
-                     f"{speedup}x   target >= {result['minimum']:g}x   {verdict}")
+        cold = fmt(result["speedup_vs_rnn_cold"], ".2f")
+        work = fmt(result["work_ratio"], ".2f")
+        load = ""
+        if result["load_busy"]:
+            load = "  BUSY" + (f" (other processes {result['other_cores']:.1f} cores)"
+                               if result["other_cores"] is not None else "")
+        lines.append(f"  ({result['key']}) {result['config']:<38} {result['pass']:<16} {speedup}x "
+                     f"(cold {cold}x, work {work}x)  target >= {result['minimum']:g}x  {verdict}{load}")
     lines.append(bar)
     return "\n".join(lines)

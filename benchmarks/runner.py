@@ -1,15 +1,20 @@
-"""Runs a plan on one device: every config, every model, both passes; returns flat records."""
+"""Runs a plan on one device: every config, every model, both passes, each measured in fresh
+processes (benchmarks/worker.py); returns flat records."""
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
-from typing import Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 
 from .configs import PASSES, Config, Plan, with_dtype
+from .load import LoadMeter
 from .memory import peak_memory_bytes
 from .models import CLOCKWORK_MODELS, MODEL_LABELS, MODEL_NAMES, build_models
-from .timing import measure_interleaved, pass_fn, warm_up
+from .progress import Progress
+from .timing import forward_backward_fn, summarise
+from .worker import FreshProcesses, Task
 from .work import srn_macs, work_ratio
 
 
@@ -26,6 +31,15 @@ class Settings:
     reference_limit: Optional[float]
     memory: bool
     seed: int = 0
+
+    def task(self, config: Config, model: str, pass_name: str) -> Task:
+        return Task(config, model, pass_name, self.device.type, self.threads, self.min_run_time,
+                    self.min_repeats, self.max_run_time, self.rounds, self.seed)
+
+    @property
+    def timeout_s(self) -> float:
+        """A measuring process that takes longer is stuck (its timed calls stop at max_run_time)."""
+        return max(1800.0, 60 * self.max_run_time)
 
 
 def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Tuple[Config, Tuple[str, ...]]]:
@@ -50,55 +64,82 @@ def skip_reason(name: str, config: Config, settings: Settings) -> Optional[str]:
     return None
 
 
-def run_config(config: Config, names: Tuple[str, ...], settings: Settings) -> List[dict]:
-    """Time (and measure memory of) every model on one config; records carry the ratios."""
-    device, dtype = settings.device, getattr(torch, config.dtype)
-    torch.manual_seed(settings.seed)
-    input = torch.randn(config.steps, config.batch, config.input_size, device=device, dtype=dtype)
-    models = build_models(config, names, device, dtype, settings.seed)
+def count_tasks(configs: List[Tuple[Config, Tuple[str, ...]]], settings: Settings) -> int:
+    runnable = sum(1 for config, names in configs for name in names if skip_reason(name, config, settings) is None)
+    return runnable * len(PASSES) * settings.rounds
+
+
+def run_config(config: Config, names: Tuple[str, ...], settings: Settings, processes: FreshProcesses,
+               progress: Progress) -> List[dict]:
+    """Every model and pass on one config, `rounds` times interleaved (A B C, A B C, ...), each
+    time in a fresh process; records carry the ratios and the load measured meanwhile."""
     reasons = {name: skip_reason(name, config, settings) for name in names}
+    results: Dict[Tuple[str, str], List[dict]] = {}
+    meter = LoadMeter(settings.threads)
+    meter.start()
+    for _ in range(settings.rounds):
+        for pass_name in PASSES:
+            for name in names:
+                if reasons[name] is not None:
+                    continue
+                earlier = results.setdefault((name, pass_name), [])
+                if earlier and earlier[0]["status"] != "ok":  # failed once: it fails again
+                    progress.task_done()
+                    continue
+                result = processes.run(settings.task(config, name, pass_name), settings.timeout_s)
+                meter.add_child(result.get("cpu_s"))
+                earlier.append(result)
+                progress.task_done()
+    load = meter.stop()
+    models = build_models(config, names, settings.device, getattr(torch, config.dtype), settings.seed)
     records = []
     for pass_name in PASSES:
-        fns = {name: pass_fn(pass_name, models[name], input) for name in names if reasons[name] is None}
-        one_call, failures = warm_up_all(fns, device)
-        timings = measure_interleaved({name: fns[name] for name in one_call}, one_call, device,
-                                      settings.threads, settings.min_run_time, settings.min_repeats,
-                                      settings.rounds, settings.max_run_time)
         for name in names:
-            record = base_record(config, settings, models[name], pass_name)
+            record = base_record(config, settings, models[name], pass_name, load)
             if reasons[name] is not None:
                 record["status"] = "skipped: " + reasons[name]
-            elif name in failures:
-                record["status"] = failures[name]
             else:
-                timing = timings[name]
-                record.update(median_ms=timing.median_s * 1e3, iqr_ms=timing.iqr_s * 1e3,
-                              min_ms=timing.min_s * 1e3, samples=timing.samples)
-                if settings.memory and pass_name == "forward_backward":
-                    peak = peak_memory_bytes(fns[name], device)
-                    record["peak_memory_mib"] = None if peak is None else peak / 2 ** 20
+                record.update(combine(results[(name, pass_name)]))
+                if settings.memory and pass_name == "forward_backward" and record["status"] == "ok":
+                    warm_up = record["median_ms"] < 1e3  # slow models: one call is plenty
+                    record["peak_memory_mib"] = peak_memory_mib(models[name], config, settings, warm_up)
             records.append(record)
-    del models, input, fns
     add_ratios(records, config)
     return records
 
 
-def warm_up_all(fns: Dict[str, Callable[[], object]], device: torch.device):
-    """Warm every model up; one that fails (say, a dtype a baseline lacks on this device, or out of
-    memory) is reported in its records instead of ending a long sweep."""
-    one_call, failures = {}, {}
-    for name, fn in fns.items():
-        try:
-            one_call[name] = warm_up(fn, device)
-        except Exception as error:  # noqa: BLE001 - recorded, never hidden
-            message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            failures[name] = f"failed: {type(error).__name__}: {message}"[:300]
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    return one_call, failures
+def peak_memory_mib(model, config: Config, settings: Settings, warm_up: bool) -> Optional[float]:
+    """Measured here, not in the measuring processes: the peak is a sum of allocation sizes, which
+    the heap's state does not change, and the profiler costs a second or two to start per process."""
+    torch.manual_seed(settings.seed)
+    input = torch.randn(config.steps, config.batch, config.input_size, device=settings.device,
+                        dtype=getattr(torch, config.dtype))
+    fn = forward_backward_fn(model, input)
+    if warm_up:
+        fn()  # lazy initialisation is not part of the peak
+    peak = peak_memory_bytes(fn, settings.device)
+    return None if peak is None else peak / 2 ** 20
 
 
-def base_record(config: Config, settings: Settings, model, pass_name: str) -> dict:
+def combine(rounds: List[dict]) -> dict:
+    """One record's timing fields from the results of its rounds."""
+    failed = [r["status"] for r in rounds if r["status"] != "ok"]
+    if failed:
+        return {"status": failed[0]}
+    warm = summarise([t for r in rounds for t in r["warm_s"]])
+    colds = [r["cold_s"] for r in rounds]
+    return {
+        "median_ms": warm.median_s * 1e3, "q1_ms": warm.q1_s * 1e3, "q3_ms": warm.q3_s * 1e3,
+        "iqr_ms": (warm.q3_s - warm.q1_s) * 1e3, "min_ms": warm.min_s * 1e3, "samples": warm.samples,
+        "calls": sum(r["calls"] for r in rounds),
+        "cold_ms": statistics.median(colds) * 1e3,
+        "cold_runs_ms": " ".join(f"{c * 1e3:.3g}" for c in colds),
+        "faults_per_call": statistics.median(r["warm_faults"] for r in rounds),
+        "cold_faults": statistics.median(r["cold_faults"] for r in rounds),
+    }
+
+
+def base_record(config: Config, settings: Settings, model, pass_name: str, load: dict) -> dict:
     return {
         "mode": settings.mode, "device": settings.device.type, "dtype": config.dtype,
         "threads": settings.threads, "batch": config.batch, "steps": config.steps,
@@ -106,29 +147,45 @@ def base_record(config: Config, settings: Settings, model, pass_name: str) -> di
         "num_modules": config.num_modules, "periods": " ".join(map(str, config.periods)),
         "model": model.name, "model_label": MODEL_LABELS[model.name],
         "model_hidden_size": model.hidden_size, "parameters": model.parameters,
-        "pass": pass_name, "status": "ok", "median_ms": None, "iqr_ms": None,
-        "min_ms": None, "samples": None,
-        "peak_memory_mib": None,
+        "pass": pass_name, "status": "ok",
+        "median_ms": None, "q1_ms": None, "q3_ms": None, "iqr_ms": None, "min_ms": None,
+        "samples": None, "calls": None, "cold_ms": None, "cold_runs_ms": None,
+        "faults_per_call": None, "cold_faults": None, "peak_memory_mib": None,
+        "other_cores": load["other_cores"], "load_1min": load["load_1min"], "load_busy": load["busy"],
+        "load_threshold": load["threshold"],
     }
 
 
 def add_ratios(records: List[dict], config: Config) -> None:
-    """Speed-ups vs nn.RNN and nn.LSTM (same H, same pass), and for the CW-RNN models the
-    theoretical work ratio and the fraction of it realised (speed-up vs nn.RNN / work ratio)."""
+    """Speed-ups vs nn.RNN and nn.LSTM (same H, same pass), warm (medians) and cold (first calls),
+    and for the CW-RNN models the theoretical work ratio and the fraction of it realised (warm
+    speed-up vs nn.RNN / work ratio)."""
     theory = work_ratio(config.periods, config.module_sizes, config.input_size, config.steps)
-    times = {(r["model"], r["pass"]): r["median_ms"] for r in records}
+    warm = {(r["model"], r["pass"]): r["median_ms"] for r in records}
+    cold = {(r["model"], r["pass"]): r["cold_ms"] for r in records}
     for record in records:
-        own = record["median_ms"]
         for baseline in ("rnn", "lstm"):
-            other = times.get((baseline, record["pass"]))
-            record[f"speedup_vs_{baseline}"] = other / own if own and other else None
+            for suffix, times in (("", warm), ("_cold", cold)):
+                own, other = times[(record["model"], record["pass"])], times.get((baseline, record["pass"]))
+                record[f"speedup_vs_{baseline}{suffix}"] = other / own if own and other else None
         clockwork = record["model"] in CLOCKWORK_MODELS
         record["work_ratio"] = theory if clockwork else None
         speedup = record["speedup_vs_rnn"]
         record["realised"] = speedup / theory if clockwork and speedup else None
 
 
-def run_plan(plan: Plan, dtype: str, settings: Settings) -> Iterator[Tuple[Config, List[dict]]]:
-    """Yields (config, its records) one config at a time, so callers can save as they go."""
-    for config, names in planned_configs(plan, dtype, settings.models):
-        yield config, run_config(config, names, settings)
+def run_plan(plan: Plan, dtype: str, settings: Settings,
+             progress_label: str) -> Iterator[Tuple[Config, List[dict], Progress]]:
+    """Yields (config, its records, the progress display) one config at a time, so callers can
+    save and print as they go."""
+    configs = planned_configs(plan, dtype, settings.models)
+    processes = FreshProcesses()
+    progress = Progress(progress_label, len(configs), count_tasks(configs, settings))
+    try:
+        for config, names in configs:
+            progress.start_config(config.label)
+            records = run_config(config, names, settings, processes, progress)
+            progress.end_config()
+            yield config, records, progress
+    finally:
+        progress.close()

@@ -1,15 +1,16 @@
 """CLI: `python -m benchmarks.speed [--smoke | --quick | --full] [options]`.
 
 Times the CW-RNN kernel against the pure-PyTorch reference, a naive dense-masked CW-RNN,
-nn.RNN and nn.LSTM (same hidden size) and nn.LSTM (same parameter count); prints tables and the
-CPU targets, and writes JSON, CSV and PNG plots. See benchmarks/README.md.
+nn.RNN and nn.LSTM (same hidden size) and nn.LSTM (same parameter count), each model and pass in
+fresh processes (warm median and cold first call); prints tables and the CPU targets, and writes
+JSON, CSV and PNG plots to benchmarks/out/ (ignored by git) unless --out or --update-results says
+otherwise. Progress goes to stderr. See benchmarks/README.md.
 """
 from __future__ import annotations
 
 import argparse
 import datetime
 import importlib.util
-import os
 import platform
 import subprocess
 import sys
@@ -22,8 +23,10 @@ import torch
 
 import cwrnn_ext
 
+from . import streaming
 from .checks import check_clockwork_variants
 from .configs import DEVICE_DTYPES, PLANS, Plan
+from .load import available_cores, busy_note, config_loads, load_average, pre_run_warning, threshold
 from .memory import MEMORY_METHOD
 from .models import MODEL_NAMES
 from .report import LEGEND, config_table, evaluate_targets, targets_text
@@ -31,14 +34,9 @@ from .results import write_csv, write_json
 from .runner import Settings, run_plan
 from .timing import TIMING_METHOD, configure_threads, disable_tf32
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results"
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "out"  # ignored by git
+RESULTS_DIR = HERE / "results"  # committed: changed only with --update-results
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -46,11 +44,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
-                      help="tiny sizes, a few seconds: checks that everything runs")
+                      help="tiny sizes, under a minute: checks that everything runs")
     mode.add_argument("--quick", dest="mode", action="store_const", const="quick",
-                      help="(default) the CPU targets plus small sweeps, under 2 minutes on 2 idle cores")
+                      help="(default) the CPU targets plus small sweeps, minutes on 2 idle cores (estimated)")
     mode.add_argument("--full", dest="mode", action="store_const", const="full",
-                      help="every model over hidden size, modules and length, batch 32 and 1")
+                      help="every model over hidden size, modules and length, batch 32 and 1 (long)")
     parser.set_defaults(mode="quick")
     parser.add_argument("--threads", type=int, default=None,
                         help=f"intra-op threads, the same for every model (default: all cores, "
@@ -59,9 +57,17 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="auto (default): CPU, and CUDA too when available")
     parser.add_argument("--models", default=",".join(MODEL_NAMES),
                         help="comma-separated subset of: " + ", ".join(MODEL_NAMES))
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None, metavar="DIR",
+                       help="output folder (default: benchmarks/out/, which git ignores)")
+    where.add_argument("--update-results", action="store_true",
+                       help="write to benchmarks/results/, the committed reference results that "
+                            "benchmarks/RESULTS.md discusses, instead of --out (not with --smoke)")
     parser.add_argument("--min-run-time", type=float, default=None,
-                        help="seconds of timed runs per model and pass (default: per mode)")
+                        help="seconds of timed calls per model and pass, over all rounds (default: per mode)")
+    parser.add_argument("--no-streaming", dest="streaming", action="store_false",
+                        help="skip the streaming section (one step and short chunks against "
+                             "nn.RNNCell / nn.LSTMCell; python -m benchmarks.streaming runs it alone)")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="skip the peak-memory measurement of forward+backward")
     args = parser.parse_args(argv)
@@ -75,6 +81,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         parser.error("--threads must be >= 1")
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch.cuda.is_available() is False")
+    if args.update_results and args.mode == "smoke":
+        parser.error("--update-results with --smoke: smoke numbers are not results")
+    args.out = RESULTS_DIR if args.update_results else (DEFAULT_OUT if args.out is None else args.out)
     return args
 
 
@@ -102,24 +111,6 @@ def git_commit() -> Optional[str]:
     return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "")
 
 
-def load_average() -> Optional[float]:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):  # not available on this platform
-        return None
-
-
-def load_warning() -> Optional[str]:
-    """Other busy processes make every parallel region wait for a descheduled thread, which slows
-    the many small parallel regions of nn.RNN / nn.LSTM far more than the kernel: say so."""
-    load = load_average()
-    if load is None or load <= 0.5:
-        return None
-    return (f"warning: 1-minute load average is {load:.1f} on {available_cores()} cores before this run; "
-            f"other processes compete for the CPU, so timings (and speed-ups over nn.RNN / nn.LSTM, "
-            f"which suffer more) are unreliable. Use an idle machine for real numbers.")
-
-
 def device_name(device: str) -> str:
     if device == "cuda":
         return torch.cuda.get_device_name()
@@ -141,7 +132,11 @@ def metadata(args, plan: Plan, device: str, precision_note: Optional[str], check
         "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit(),
         "command": " ".join(["python -m benchmarks.speed"] + sys.argv[1:]),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        "load_average_1min_start": load_average(),
+        "load_average_1min_start": load_average(), "load_threshold": threshold(args.threads),
+        "load_warning_start": pre_run_warning(args.threads),
+        "load": ("per configuration: other_cores = CPU time other processes used while it was "
+                 "measured (/proc/stat busy time of the usable cores, steal included, minus this "
+                 "benchmark's own processes) per second; load_busy = other_cores > cores - threads + 0.5"),
         "timing": TIMING_METHOD[device], "min_run_time_s": plan.min_run_time,
         "min_repeats": plan.min_repeats, "rounds": plan.rounds,
         "max_run_time_s": plan.max_run_time,
@@ -155,15 +150,15 @@ def metadata(args, plan: Plan, device: str, precision_note: Optional[str], check
 def run_device(args, plan: Plan, device: str) -> List[Path]:
     """Everything for one device; saves after every config so a long run leaves partial results."""
     print(f"\n[{device}] timing: {TIMING_METHOD[device]}; {plan.rounds} round(s), per model and pass "
-          f"at least {plan.min_repeats} calls and {plan.min_run_time} s, at most {plan.max_run_time} s "
-          f"(or one call per round)")
+          f"at least {plan.min_repeats} calls and {plan.min_run_time} s of warm calls in all, "
+          f"at most {plan.max_run_time} s (or one call per round)")
     if args.memory:
         print(f"[{device}] peak memory (forward+backward only): {MEMORY_METHOD[device]}")
     precision_note = disable_tf32() if device == "cuda" else None
     if precision_note:
-        print(f"[{device}] {precision_note}")
+        print(f"[{device}] {precision_note} (in every measuring process)")
     check = check_clockwork_variants(torch.device(device))
-    print(f"[{device}] {check}")
+    print(f"[{device}] {check}", flush=True)
     settings = Settings(plan.mode, torch.device(device), args.threads, args.models, plan.min_run_time,
                         plan.min_repeats, plan.rounds, plan.max_run_time, plan.reference_limit,
                         args.memory)
@@ -172,22 +167,30 @@ def run_device(args, plan: Plan, device: str) -> List[Path]:
     csv_path = args.out / f"{plan.mode}_{device}.csv"
     started, records, pngs = time.perf_counter(), [], []
     for dtype in DEVICE_DTYPES[device]:
-        config_started = time.perf_counter()
-        for config, config_records in run_plan(plan, dtype, settings):
+        dtype_records, config_started = [], time.perf_counter()
+        for config, config_records, progress in run_plan(plan, dtype, settings, f"[{device} {dtype}]"):
             took = time.perf_counter() - config_started
-            print(f"\n[{device}] {config_table(config, config_records)}\n  ({took:.1f} s)", flush=True)
+            progress.write(f"\n[{device}] {config_table(config, config_records)}\n  ({took:.1f} s)")
             config_started = time.perf_counter()
+            dtype_records += config_records
             records += config_records
             write_json(json_path, meta, records, None)
             write_csv(csv_path, records)
         if plots_available():
-            from .plots import write_plots  # matplotlib is only needed here
-            pngs += write_plots(plan.sweeps, records, dtype, args.out, f"{plan.mode}_{device}_{dtype}",
-                                f"{device}, {dtype}, {args.threads} threads, {plan.mode}")
+            from .plots import plot_subtitle, write_plots  # matplotlib is only needed here
+            pngs += write_plots(plan, dtype_records, dtype, args.out, f"{plan.mode}_{device}_{dtype}",
+                                plot_subtitle(device_name(device), dtype, args.threads, plan.mode),
+                                busy_note(config_loads(dtype_records), args.threads))
     print("\n" + LEGEND)
+    busy = busy_note(config_loads(records), args.threads)
+    meta["load_warning"] = busy and f"busy machine: {busy}"
     targets = evaluate_targets(plan.targets, records) if device == "cpu" else None
     if targets:
-        print("\n" + targets_text(targets, args.threads, plan.mode))
+        print("\n" + targets_text(targets, args.threads, plan.mode, busy))
+    elif busy:
+        print(f"\nnote: busy machine: {busy}")
+    # Further sections for this device (each printing its own table and writing its own files)
+    # go here, after the main tables and verdicts.
     meta["wall_s"] = round(time.perf_counter() - started, 1)
     meta["load_average_1min_end"] = load_average()
     write_json(json_path, meta, records, targets)
@@ -203,15 +206,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     configure_threads(args.threads)
     started = time.perf_counter()
     print(f"cwrnn_ext speed benchmark, {plan.mode} mode: torch {torch.__version__}, threads={args.threads} "
-          f"(of {available_cores()} cores), models: {', '.join(args.models)}")
+          f"(of {available_cores()} cores), models: {', '.join(args.models)}; output to {args.out}")
     if not plots_available():
-        print("note: matplotlib is not installed, so no plots (python3 -m pip install matplotlib)")
-    warning = load_warning()
+        print("note: matplotlib is not installed, so no plots (python3 -m pip install -r requirements.txt)")
+    warning = pre_run_warning(args.threads)
     if warning:
         print(warning)
     written = []
     for device in devices_to_run(args.device):
         written += run_device(args, plan, device)
+    if args.streaming:
+        print("\n== Streaming: one step and short chunks (python -m benchmarks.streaming) ==")
+        streaming.main([f"--{plan.mode}", "--device", args.device, "--out", str(args.out)])
     print(f"\nwall time {time.perf_counter() - started:.1f} s; wrote:")
     for path in written:
         print(f"  {path}")

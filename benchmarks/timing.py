@@ -1,34 +1,36 @@
-"""Timing with torch.utils.benchmark: the callables for each pass, and medians of repeated calls.
+"""Timing one model and pass inside its measuring process: the callables for each pass, the first
+(cold) call, then repeated warm calls, and the summary statistics of the samples.
 
-CPU: wall clock (timeit.default_timer). CUDA: a clock read from CUDA events on the current
-stream, so the time is the GPU timeline from the start of a block of calls to the end of its work.
+CPU: wall clock (time.perf_counter). CUDA: CUDA events on the current stream, so a time is the GPU
+timeline from the start of a block of calls to the end of its work.
+
+torch.utils.benchmark is not used: importing it imports torch.utils.cpp_extension, which warns
+"No CUDA runtime is found" on every start with a CUDA build of torch on a machine without a GPU.
 """
 from __future__ import annotations
 
+import math
+import resource
+import statistics
 import time
-import timeit
 from dataclasses import dataclass
-from typing import Callable, Dict
+from typing import Callable, List
 
 import torch
-from torch.utils import benchmark
 
 from .models import BenchModel, trainable
 
 TIMING_METHOD = {
-    "cpu": ("torch.utils.benchmark.Timer.blocked_autorange, wall clock (timeit.default_timer), "
-            "models interleaved over rounds, median per call"),
-    "cuda": ("torch.utils.benchmark.Timer.blocked_autorange, CUDA-event clock, "
-             "models interleaved over rounds, median per call"),
+    "cpu": ("wall clock (time.perf_counter); every model and pass in fresh processes (one per round), "
+            "cold = the first call there, warm = per-call times of the following calls after one more "
+            "warm-up call (none where the first call exceeds the round's time cap; blocks of several "
+            "calls below 1 ms), median and quartiles over all rounds"),
+    "cuda": ("CUDA events around each block of calls; every model and pass in fresh processes (one per "
+             "round), cold = the first call there, warm = per-call times of the following calls after "
+             "one more warm-up call (none where the first call exceeds the round's time cap), median "
+             "and quartiles over all rounds"),
 }
-
-
-@dataclass
-class Timing:
-    median_s: float
-    iqr_s: float
-    min_s: float  # the least disturbed sample: a check on the median when the machine is busy
-    samples: int  # timed blocks behind the median (each the mean time of one or more calls)
+BLOCK_S = 1e-3  # calls shorter than this are timed in blocks, so the clock's own cost is negligible
 
 
 def forward_fn(model: BenchModel, input: torch.Tensor) -> Callable[[], object]:
@@ -58,65 +60,80 @@ def pass_fn(pass_name: str, model: BenchModel, input: torch.Tensor) -> Callable[
     return forward_fn(model, input) if pass_name == "forward" else forward_backward_fn(model, input)
 
 
-class CudaEventClock:
-    """A timer for timeit: each reading records a CUDA event, waits for it, and returns seconds
-    since the first reading, measured between events on the GPU."""
-
-    def __init__(self):
-        self.origin = None
-
-    def __call__(self) -> float:
-        event = torch.cuda.Event(enable_timing=True)
-        event.record()
-        event.synchronize()
-        if self.origin is None:
-            self.origin = event
-            return 0.0
-        return self.origin.elapsed_time(event) / 1e3
+def minor_faults() -> int:
+    """Minor page faults of this process so far: first touches of freshly mapped memory (a measure
+    that does not depend on the machine's load)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def synchronize(device: torch.device) -> None:
+def time_block(fn: Callable[[], object], number: int, device: torch.device) -> float:
+    """Seconds for `number` calls, their work finished."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def warm_up(fn: Callable[[], object], device: torch.device) -> float:
-    """One untimed call (lazy initialisation, allocator caches, oneDNN / cuDNN plans); its duration."""
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(number):
+            fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
     start = time.perf_counter()
-    fn()
-    synchronize(device)
+    for _ in range(number):
+        fn()
     return time.perf_counter() - start
 
 
-def measure_interleaved(fns: Dict[str, Callable[[], object]], one_call: Dict[str, float],
-                        device: torch.device, threads: int, min_run_time: float, min_repeats: int,
-                        rounds: int, max_run_time: float) -> Dict[str, Timing]:
-    """Median time of each (warmed-up) callable, measured in `rounds` interleaved rounds
-    (A B C, A B C, ...); `one_call` is each one's warm-up duration.
+@dataclass
+class Samples:
+    """What one measuring process saw for one model and pass."""
+    cold_s: float           # the first call in the process
+    cold_faults: int        # minor page faults during it
+    warm_s: List[float]     # per-call seconds of each timed block after the warm-up call
+    warm_faults: float      # minor page faults per warm call (mean over the timed calls)
+    calls: int              # warm calls timed
 
-    Interleaving spreads slow phases of a busy or throttling machine over every model instead of
-    letting one model absorb them. Each model gets about max(min_run_time, min_repeats calls) of
-    timed runs in total, so even a slow model's median rests on `min_repeats` calls, but no more
-    than max_run_time (at least one call per round), so a very slow model cannot stall the run.
-    """
-    clock = CudaEventClock() if device.type == "cuda" else timeit.default_timer
-    timers = {name: benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, timer=clock,
-                                    label=name)
-              for name, fn in fns.items()}
-    measurements: Dict[str, list] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, timer in timers.items():
-            budget = min(max(min_run_time, min_repeats * one_call[name]), max_run_time) / rounds
-            measurements[name].append(timer.blocked_autorange(min_run_time=budget))
-    timings = {}
-    for name, parts in measurements.items():
-        merged = benchmark.Measurement.merge(parts)[0]  # all rounds' per-call times together
-        timings[name] = Timing(merged.median, merged.iqr, min(merged.times), len(merged.times))
-    return timings
+
+def measure(fn: Callable[[], object], device: torch.device, budget_s: Callable[[float], float],
+            slow_s: float) -> Samples:
+    """The cold call, one warm-up call, then blocks of calls until `budget_s(one call's seconds)`
+    seconds of timed calls are reached (at least one block). A model whose cold call alone takes
+    `slow_s` or more gets no warm-up call: its one-time costs are small beside a call, and each
+    extra call of it costs seconds."""
+    faults = minor_faults()
+    cold = time_block(fn, 1, device)
+    cold_faults = minor_faults() - faults
+    one_call = cold if cold >= slow_s else time_block(fn, 1, device)  # warm-up; sizes the blocks
+    number = max(1, math.ceil(BLOCK_S / max(one_call, 1e-9)))
+    budget, total, warm = budget_s(one_call), 0.0, []
+    faults = minor_faults()
+    while not warm or total < budget:
+        seconds = time_block(fn, number, device)
+        warm.append(seconds / number)
+        total += seconds
+    calls = len(warm) * number
+    return Samples(cold, cold_faults, warm, (minor_faults() - faults) / calls, calls)
+
+
+@dataclass
+class Summary:
+    median_s: float
+    q1_s: float
+    q3_s: float
+    min_s: float  # the least disturbed sample: a check on the median when the machine is busy
+    samples: int  # timed blocks behind the quartiles (each the mean time of one or more calls)
+
+
+def summarise(values: List[float]) -> Summary:
+    """Median and quartiles (linear interpolation, as numpy's default) of per-call times."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return Summary(ordered[0], ordered[0], ordered[0], ordered[0], 1)
+    q1, median, q3 = statistics.quantiles(ordered, n=4, method="inclusive")
+    return Summary(median, q1, q3, ordered[0], len(ordered))
 
 
 def configure_threads(threads: int) -> None:
-    """Every model runs with the same intra-op thread count (the Timer sets it again per run)."""
+    """Every model runs with the same intra-op thread count."""
     torch.set_num_threads(threads)
 
 

@@ -1,4 +1,7 @@
-// The module-major schedule (docs/design.md, The module-major schedule), written once with ATen ops for every device.
+// The module-major schedule (docs/design.md, The module-major schedule), written once with ATen
+// ops for every device. (The CPU runs a variant of it with its temporaries in a reused workspace:
+// cpu/schedule_cpu.cpp; both add the held terms inside the recurrences and sum the deltas per held
+// value.)
 //
 // Forward walks period groups from slowest to fastest: the input term is one large GEMM per group
 // over all its ticks, the term from each slower group (whose trajectory is already known) one GEMM
@@ -10,6 +13,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <array>
 #include <optional>
 #include <tuple>
 #include <vector>
@@ -39,7 +43,7 @@ struct HeldTerm {
 // Copies a group's shape and schedule into a backend's kernel parameters (the CPU and CUDA
 // parameter structs share these field names).
 template <typename Params>
-void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, bool relu) {
+void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, Activation activation) {
   p.steps = out.size(0);
   p.batch = out.size(1);
   p.hidden = out.size(2);
@@ -48,7 +52,7 @@ void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, bool relu
   p.first = g.first;
   p.period = g.group.period;
   p.ticks = g.ticks;
-  p.relu = relu;
+  p.relu = activation == Activation::kRelu;
 }
 
 // The sequential part, per device. Tensors are contiguous; shapes as in cpu/recurrence.h.
@@ -58,29 +62,67 @@ class RecurrenceBackend {
   // pre: (ticks, B, k); h0: (B, H); diag_t: W_ii^T (k, k); out: (T, B, H), group columns written.
   // The slower groups' held terms are added inside the recurrence (one pass, no temporaries).
   virtual void forward_with_held(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
-                                 const at::Tensor& diag_t, const at::Tensor& out, bool relu,
-                                 const std::vector<HeldTerm>& held) const = 0;
+                                 const at::Tensor& diag_t, const at::Tensor& out,
+                                 Activation activation, const std::vector<HeldTerm>& held) const = 0;
   // out: (T, B, H); grad_state: (T+1, B, H); diag: W_ii (k, k); delta: (ticks, B, k) written;
   // grad_h0: (B, H), group columns written. Each delta_n is also added into sinks[j].values[m]
   // (columns of this group), m = the value of slower group j that tick n read (the mirror of
   // forward_with_held).
   virtual void backward_with_held(const GroupTicks& g, const at::Tensor& out,
                                   const at::Tensor& grad_state, const at::Tensor& diag,
-                                  const at::Tensor& delta, const at::Tensor& grad_h0, bool relu,
-                                  const std::vector<HeldTerm>& sinks) const = 0;
+                                  const at::Tensor& delta, const at::Tensor& grad_h0,
+                                  Activation activation, const std::vector<HeldTerm>& sinks) const = 0;
 };
+
+// Pieces of the schedule that the CPU's own schedule (cpu/schedule_cpu.cpp) shares.
+
+// Every check whose failure would let a kernel touch memory it must not.
+void check_forward_arguments(const at::Tensor& input, const at::Tensor& hx,
+                             const at::Tensor& weight_ih, const at::Tensor& weight_hh,
+                             const std::optional<at::Tensor>& bias,
+                             const std::optional<at::Tensor>& lengths);
+void check_backward_arguments(const std::optional<at::Tensor>& grad_output,
+                              const std::optional<at::Tensor>& grad_h_n, const at::Tensor& input,
+                              const at::Tensor& hx, const at::Tensor& weight_ih,
+                              const at::Tensor& weight_hh, const at::Tensor& output,
+                              const std::optional<at::Tensor>& lengths);
+// The period groups, fastest first, and where each ticks in `steps` steps from clock t0.
+std::vector<GroupTicks> schedule(const at::Tensor& weight_hh, c10::IntArrayRef periods,
+                                 c10::IntArrayRef module_sizes, int64_t steps, int64_t t0);
+// Steps first, first + period, ... (ticks of them) of a (T, ...) tensor: a strided view.
+at::Tensor at_ticks(const at::Tensor& t, const GroupTicks& g);
+// (T, B): true where step s is inside sequence b.
+at::Tensor valid_steps_mask(const at::Tensor& lengths, int64_t steps);
+// (output, h_n) from the recurrences' `out`: with lengths, h_n is each sequence's state at its
+// last step (hx if empty) and the output past its length is 0 (selected, whatever was computed).
+std::tuple<at::Tensor, at::Tensor> finish_forward(at::Tensor out, const at::Tensor& h0,
+                                                  const std::optional<at::Tensor>& lengths);
 
 std::tuple<at::Tensor, at::Tensor> module_major_forward(
     const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias, c10::IntArrayRef periods,
-    c10::IntArrayRef module_sizes, int64_t t0, bool relu, const std::optional<at::Tensor>& lengths,
+    c10::IntArrayRef module_sizes, int64_t t0, Activation activation, const std::optional<at::Tensor>& lengths,
     const RecurrenceBackend& backend);
 
-// Returns (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias).
+// Which of (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias) to compute.
+using GradientMask = std::array<bool, 5>;
+
+// Returns (grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias); those not asked for in
+// `mask` are undefined tensors, and the work that only they need is skipped.
+// grad_output and grad_h_n may be absent (zero).
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> module_major_backward(
-    const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& input,
+    const std::optional<at::Tensor>& grad_output, const std::optional<at::Tensor>& grad_h_n,
+    const at::Tensor& input,
     const at::Tensor& hx, const at::Tensor& weight_ih, const at::Tensor& weight_hh,
     const at::Tensor& output, c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0,
-    bool relu, const std::optional<at::Tensor>& lengths, const RecurrenceBackend& backend);
+    Activation activation, const std::optional<at::Tensor>& lengths, GradientMask mask,
+    const RecurrenceBackend& backend);
+
+// The gradients of module_major_backward as the op returns them: undefined ones as nullopt.
+using OptionalGradients = std::tuple<std::optional<at::Tensor>, std::optional<at::Tensor>,
+                                     std::optional<at::Tensor>, std::optional<at::Tensor>,
+                                     std::optional<at::Tensor>>;
+OptionalGradients as_optional(
+    const std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>& grads);
 
 }  // namespace cwrnn

@@ -8,11 +8,22 @@
 
 #include <c10/util/ArrayRef.h>
 #include <c10/util/Exception.h>
+#include <c10/util/string_view.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace cwrnn {
+
+// The nonlinearity f of the active modules, as the ops' `nonlinearity` argument names it.
+enum class Activation { kTanh, kRelu };
+
+inline Activation parse_activation(c10::string_view nonlinearity) {
+  if (nonlinearity == "tanh") return Activation::kTanh;
+  if (nonlinearity == "relu") return Activation::kRelu;
+  TORCH_CHECK(false, "nonlinearity must be 'tanh' or 'relu', got '", std::string(nonlinearity), "'");
+}
 
 struct PeriodGroup {
   int64_t period;

@@ -8,6 +8,7 @@ from typing import List, NamedTuple, Optional
 
 import torch
 
+from .integers import as_int, as_int_list
 from .layout import check_module_sizes, check_periods, split_evenly
 
 NONLINEARITIES = ("tanh", "relu")
@@ -37,11 +38,8 @@ INT64_MAX = 2 ** 63 - 1
 
 
 def check_clock(value, name: str = "t0") -> int:
-    """A clock value: an int in [0, 2**63)."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
-        value = int(value.item())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    """A clock value: an int in [0, 2**63) (integers.as_int says which types count as ints)."""
+    value = as_int(value, name)
     if not 0 <= value <= INT64_MAX:
         raise ValueError(f"{name} must be in [0, 2**63 - 1], got {value}")
     return value
@@ -101,22 +99,24 @@ def check_lengths(lengths, steps: int, batch: int) -> Optional[torch.Tensor]:
     if lengths is None:
         return None
     if not isinstance(lengths, torch.Tensor):
-        try:
-            values = list(lengths)
-        except TypeError:
-            raise TypeError(f"lengths must be an integer tensor of shape (batch,), got {lengths!r}") from None
-        if any(isinstance(v, bool) or not hasattr(v, "__index__") for v in values):
-            raise TypeError(f"lengths must hold ints, got {values!r}")
-        lengths = torch.tensor([int(v.__index__()) for v in values], dtype=torch.int64)
+        lengths = torch.tensor(as_int_list(lengths, "lengths"), dtype=torch.int64)
     if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
         raise TypeError(f"lengths must be an integer tensor, got dtype {lengths.dtype}")
     if lengths.dim() != 1 or lengths.shape[0] != batch:
         raise ValueError(f"lengths must have shape (batch,) = ({batch},), got {tuple(lengths.shape)}")
     lengths = lengths.to(torch.int64)
-    if not _is_compiling() and batch > 0:
-        # Data-dependent, so skipped while tracing; the C++ kernels check it again.
-        low, high = int(lengths.min()), int(lengths.max())
-        if low < 0 or high > steps:
-            raise ValueError(f"lengths must lie in [0, {steps}] (the sequence length), "
-                             f"got values from {low} to {high}")
+    if _is_compiling() or batch == 0:
+        return lengths  # data-dependent, so not while tracing; the C++ kernels check it again
+    if lengths.device.type != "cpu":
+        # Reading GPU values back would stall the stream (and break CUDA-graph capture): check
+        # on the device instead. A failure there is a device-side assertion, as for indexing
+        # errors in PyTorch; keep lengths on the CPU (as pack_padded_sequence does) for a
+        # Python exception. The kernels clamp them, so nothing is read out of bounds either way.
+        torch._assert_async(((lengths >= 0) & (lengths <= steps)).all(),
+                            f"lengths must lie in [0, {steps}] (the sequence length)")
+        return lengths
+    low, high = int(lengths.min()), int(lengths.max())
+    if low < 0 or high > steps:
+        raise ValueError(f"lengths must lie in [0, {steps}] (the sequence length), "
+                         f"got values from {low} to {high}")
     return lengths

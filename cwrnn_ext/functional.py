@@ -16,7 +16,31 @@ def _warn_fallback_once(reason: str) -> None:
     if not _warned:
         _warned = True
         warnings.warn(f"cwrnn_ext: {reason}; using the (slow) pure-PyTorch reference implementation",
-                      RuntimeWarning, stacklevel=3)
+                      RuntimeWarning, stacklevel=4)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has one function per device
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+def _autocast(device_type, *tensors):
+    """Inside torch.autocast the layer runs in the region's lower-precision dtype, as nn.RNN does:
+    float32 (and other half-type) tensors on that device are cast to it, float64 ones are left
+    alone, as autocast leaves them. (The op's own autocast kernel does the same for direct calls.)"""
+    try:
+        dtype = torch.get_autocast_dtype(device_type)
+    except AttributeError:  # torch < 2.4
+        dtype = torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
+
+    def cast(t):
+        eligible = (isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64
+                    and t.device.type == device_type)
+        return t.to(dtype) if eligible else t
+
+    return tuple(cast(t) for t in tensors)
 
 
 def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
@@ -25,6 +49,25 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
 
     Returns (output (T, B, H), h_n (B, H)). Semantics: docs/contract.md and `reference.py`.
     """
+    return _run_layer("forward", input, hx, weight_ih, weight_hh, bias_ih, bias_hh,
+                      periods, module_sizes, t0, nonlinearity, lengths)
+
+
+def clockwork_rnn_time_major(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
+                             module_sizes=None, t0=0, nonlinearity="tanh", lengths=None):
+    """`clockwork_rnn` computed one step after another by the CPU step kernel: the same results
+    and gradients, faster for short sequences (see cwrnn_ext.step.time_major_wins). Other
+    devices run `clockwork_rnn`'s kernel."""
+    op = "forward_time_major" if input.device.type == "cpu" else "forward"
+    return _run_layer(op, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
+                      t0, nonlinearity, lengths)
+
+
+def _run_layer(op: str, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
+               t0, nonlinearity, lengths):
+    if isinstance(input, torch.Tensor) and _autocast_enabled(input.device.type):
+        input, hx, weight_ih, weight_hh, bias_ih, bias_hh = _autocast(
+            input.device.type, input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
     args = check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
                            module_sizes, t0, nonlinearity, lengths)
     if not ops.kernel_supports(input.device, input.dtype):
@@ -43,5 +86,7 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
         hx = input.new_zeros(batch, hidden)
     bias = bias_ih if bias_hh is None else (bias_hh if bias_ih is None else bias_ih + bias_hh)
     lengths = None if args.lengths is None else args.lengths.to(input.device)
-    return torch.ops.cwrnn_ext.forward(input, hx, weight_ih, weight_hh, bias, args.periods,
-                                       args.module_sizes, args.t0, args.nonlinearity == "relu", lengths)
+    # forward takes the nonlinearity's name; forward_time_major (a step op) still a bool.
+    nonlinearity = args.nonlinearity if op == "forward" else args.nonlinearity == "relu"
+    return getattr(torch.ops.cwrnn_ext, op)(input, hx, weight_ih, weight_hh, bias, args.periods,
+                                            args.module_sizes, args.t0, nonlinearity, lengths)

@@ -8,6 +8,8 @@ from typing import List, Optional, Sequence
 
 import torch
 
+from .integers import as_int, as_int_list
+
 
 def exponential_periods(num_modules: int) -> List[int]:
     """The paper's clock periods 1, 2, 4, ..., 2**(g-1)."""
@@ -24,12 +26,15 @@ def resolve_layout(hidden_size: int, periods: Optional[Sequence[int]] = None,
                    num_modules: Optional[int] = None,
                    module_sizes: Optional[Sequence[int]] = None):
     """Check and complete (periods, module_sizes) for a layer of `hidden_size` units."""
-    if isinstance(hidden_size, bool) or not isinstance(hidden_size, int) or hidden_size <= 0:
+    hidden_size = as_int(hidden_size, "hidden_size")
+    if hidden_size <= 0:
         raise ValueError(f"hidden_size must be a positive int, got {hidden_size!r}")
+    if num_modules is not None:
+        num_modules = as_int(num_modules, "num_modules")
     if periods is None:
         if num_modules is None:
             num_modules = len(module_sizes) if module_sizes is not None else min(8, hidden_size)
-        if isinstance(num_modules, bool) or not isinstance(num_modules, int) or num_modules <= 0:
+        if num_modules <= 0:
             raise ValueError(f"num_modules must be a positive int, got {num_modules!r}")
         periods = exponential_periods(num_modules)
     periods = check_periods(periods)
@@ -45,10 +50,7 @@ def resolve_layout(hidden_size: int, periods: Optional[Sequence[int]] = None,
 
 
 def check_periods(periods: Sequence[int]) -> List[int]:
-    try:
-        periods = [_as_int(p, "periods") for p in periods]
-    except TypeError:
-        raise TypeError(f"periods must be a sequence of ints, got {periods!r}") from None
+    periods = as_int_list(periods, "periods")
     if len(periods) == 0:
         raise ValueError("periods must name at least one module")
     if any(not 0 < p < 2 ** 63 for p in periods):
@@ -59,10 +61,7 @@ def check_periods(periods: Sequence[int]) -> List[int]:
 
 
 def check_module_sizes(module_sizes: Sequence[int], num_modules: int, hidden_size: int) -> List[int]:
-    try:
-        sizes = [_as_int(k, "module_sizes") for k in module_sizes]
-    except TypeError:
-        raise TypeError(f"module_sizes must be a sequence of ints, got {module_sizes!r}") from None
+    sizes = as_int_list(module_sizes, "module_sizes")
     if len(sizes) != num_modules:
         raise ValueError(f"module_sizes has {len(sizes)} entries but there are {num_modules} "
                          f"modules (one per period)")
@@ -71,16 +70,6 @@ def check_module_sizes(module_sizes: Sequence[int], num_modules: int, hidden_siz
     if sum(sizes) != hidden_size:
         raise ValueError(f"module_sizes {sizes} sum to {sum(sizes)}, expected hidden_size={hidden_size}")
     return sizes
-
-
-def _as_int(value, name: str) -> int:
-    if isinstance(value, bool):
-        raise TypeError(name)
-    if isinstance(value, torch.Tensor) and value.numel() == 1 and not value.is_floating_point():
-        return int(value.item())
-    if hasattr(value, "__index__"):
-        return int(value.__index__())
-    raise TypeError(name)
 
 
 def unit_periods(periods: Sequence[int], module_sizes: Sequence[int], device=None) -> torch.Tensor:

@@ -8,13 +8,15 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .arguments import NONLINEARITIES, check_clock, check_lengths
-from .functional import clockwork_rnn
+from .arguments import INT64_MAX, NONLINEARITIES, check_clock, check_lengths
+from .integers import as_int
 from .layout import allowed_mask, resolve_layout
+from .step import run_step, sequence_forward, step_clock, step_kernel_supports
 
 
 def _check_int(value, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    value = as_int(value, name)
+    if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
 
@@ -25,7 +27,7 @@ class _ClockworkBase(nn.Module):
     def _setup(self, input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias):
         self.input_size = _check_int(input_size, "input_size", 0)
         self.hidden_size = _check_int(hidden_size, "hidden_size", 1)
-        self.periods, self.module_sizes = resolve_layout(hidden_size, periods, num_modules, module_sizes)
+        self.periods, self.module_sizes = resolve_layout(self.hidden_size, periods, num_modules, module_sizes)
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
         self.nonlinearity = nonlinearity
@@ -96,7 +98,7 @@ class ClockworkRNN(_ClockworkBase):
         self.bidirectional = bool(bidirectional)
         factory = {"device": device, "dtype": dtype}
         for layer in range(self.num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * self.num_directions
+            layer_input = self.input_size if layer == 0 else self.hidden_size * self.num_directions
             for suffix in self._direction_suffixes:
                 self._add_layer_parameters(f"_l{layer}{suffix}", layer_input, factory)
         self.reset_parameters()
@@ -135,6 +137,10 @@ class ClockworkRNN(_ClockworkBase):
         if input.shape[-1] != self.input_size:
             raise ValueError(f"input has {input.shape[-1]} features, expected input_size={self.input_size}")
         hx = self._check_hx(hx, input, unbatched)
+        if isinstance(t0, torch.Tensor) and t0.numel() > 1:
+            raise TypeError(f"t0 must be an int: one clock for the whole batch, got a tensor of shape "
+                            f"{tuple(t0.shape)}; per-row clocks are taken by ClockworkRNNCell(t=...) "
+                            f"and cwrnn_ext.Stream")
         if self.bidirectional:  # the reversal needs the lengths as a tensor
             lengths = check_lengths(lengths, input.shape[0], input.shape[1])
 
@@ -144,7 +150,7 @@ class ClockworkRNN(_ClockworkBase):
             for direction, suffix in enumerate(self._direction_suffixes):
                 reverse = direction == 1
                 state = None if hx is None else hx[layer * self.num_directions + direction]
-                output, h_n = clockwork_rnn(
+                output, h_n = sequence_forward(
                     _reverse_within_lengths(layer_input, lengths) if reverse else layer_input, state,
                     *self._layer_parameters(layer, suffix), self.periods, self.module_sizes, t0,
                     self.nonlinearity, lengths)
@@ -202,31 +208,72 @@ class ClockworkRNN(_ClockworkBase):
 
 
 class ClockworkRNNCell(_ClockworkBase):
-    """One Clockwork RNN step at clock value `t`: forward(input, hx=None, t=0) -> h_next."""
+    """One Clockwork RNN step, as `nn.RNNCell` with a clock.
+
+    forward(input, hx=None, t=0) -> h_next
+      input: (B, I), or (I,) unbatched; hx: (B, H) or (H,), default zeros.
+      t: the clock value of this step: an int (every row), or an integer tensor (B,) on the
+         input's device giving each row its own clock, so that streams which started at
+         different times can share a batch (unbatched input: an int or a 0-d tensor).
+      Module i is active iff t % periods[i] == 0 (per row); only the active modules' rows are
+      computed (each reading its allowed columns of weight_hh), the others keep hx's values.
+
+    One step is one call of the compiled `step` op (layout checked once, at construction), and
+    gradients flow through it, so a Python loop of cells trains as a sequence does. To run a
+    sequence piece by piece without counting t yourself, see `cwrnn_ext.Stream`.
+    """
 
     def __init__(self, input_size: int, hidden_size: int, periods: Optional[Sequence[int]] = None,
                  num_modules: Optional[int] = None, module_sizes: Optional[Sequence[int]] = None,
                  bias: bool = True, nonlinearity: str = "tanh", device=None, dtype=None):
         super().__init__()
         self._setup(input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias)
-        self._add_layer_parameters("", input_size, {"device": device, "dtype": dtype})
+        self._add_layer_parameters("", self.input_size, {"device": device, "dtype": dtype})
         self.reset_parameters()
 
-    def forward(self, input, hx=None, t: int = 0):
+    def _step_parameters(self):
+        """(weight_ih, weight_hh, bias_ih, bias_hh): read from the parameter dict, which is faster
+        than attribute access through nn.Module.__getattr__ (a step costs a few microseconds);
+        through attributes where something (a parametrization) has replaced them."""
+        params = self._parameters
+        try:
+            weights = params["weight_ih"], params["weight_hh"]
+            return weights + ((params["bias_ih"], params["bias_hh"]) if self.bias else (None, None))
+        except KeyError:
+            biases = (self.bias_ih, self.bias_hh) if self.bias else (None, None)
+            return (self.weight_ih, self.weight_hh) + biases
+
+    def forward(self, input, hx=None, t=0):
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
-        if input.dim() not in (1, 2):
-            raise ValueError(f"input must be 1-D (I,) or 2-D (B, I), got shape {tuple(input.shape)}")
-        t = check_clock(t, "t")
         unbatched = input.dim() == 1
+        if not unbatched and input.dim() != 2:
+            raise ValueError(f"input must be 1-D (I,) or 2-D (B, I), got shape {tuple(input.shape)}")
         batch = input.unsqueeze(0) if unbatched else input
-        if hx is not None:
+        rows, hidden = batch.shape[0], self.hidden_size
+        if batch.shape[1] != self.input_size:
+            raise ValueError(f"input has {batch.shape[1]} features, expected input_size={self.input_size}")
+        if hx is None:
+            hx = batch.new_zeros(rows, hidden)
+        else:
             if not isinstance(hx, torch.Tensor):
                 raise TypeError(f"hx must be a Tensor, got {type(hx).__name__}")
             if hx.dim() != input.dim():
                 raise ValueError(f"hx must be {input.dim()}-D like input, got shape {tuple(hx.shape)}")
-            hx = hx.unsqueeze(0) if unbatched else hx
-        _, h_next = clockwork_rnn(batch.unsqueeze(0), hx, self.weight_ih, self.weight_hh,
-                                  getattr(self, "bias_ih", None), getattr(self, "bias_hh", None),
-                                  self.periods, self.module_sizes, t, self.nonlinearity)
+            if unbatched:
+                hx = hx.unsqueeze(0)
+            if hx.shape[0] != rows or hx.shape[1] != hidden:
+                raise ValueError(f"hx must have shape {(rows, hidden)[unbatched:]}, got {tuple(hx.shape)[unbatched:]}")
+            if hx.dtype != input.dtype:
+                raise TypeError(f"hx has dtype {hx.dtype} but input has dtype {input.dtype}")
+        weight_ih, weight_hh, bias_ih, bias_hh = self._step_parameters()
+        if weight_ih.dtype != input.dtype:
+            raise TypeError(f"input has dtype {input.dtype} but the cell's weights are {weight_ih.dtype}")
+        if type(t) is int and 0 <= t <= INT64_MAX:  # the common case, checked
+            clocks = None
+        else:
+            kernel_checks_clocks = input.is_cpu and step_kernel_supports(input.device, input.dtype)
+            t, clocks = step_clock(t, rows, input.device, unbatched, kernel_checks_clocks)
+        h_next = run_step(batch, hx, weight_ih, weight_hh, bias_ih, bias_hh, self.periods,
+                          self.module_sizes, t, clocks, self.nonlinearity)
         return h_next.squeeze(0) if unbatched else h_next

@@ -18,7 +18,7 @@ except ImportError as error:  # pragma: no cover - exercised only on broken inst
     LOAD_ERROR = error
 
 KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
+    "cpu": (torch.float32, torch.float64, torch.bfloat16, torch.float16),
     "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
 }
 
@@ -50,36 +50,33 @@ def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
 if KERNELS_LOADED:
 
     @torch.library.register_fake("cwrnn_ext::forward")
-    def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths):
+    def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, nonlinearity, lengths):
         steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
         return input.new_empty(steps, batch, hidden), hx.new_empty(batch, hidden)
 
     @torch.library.register_fake("cwrnn_ext::backward")
     def _backward_fake(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, periods,
-                       module_sizes, t0, relu, lengths):
-        return (torch.empty_like(input, memory_format=torch.contiguous_format),
-                torch.empty_like(hx, memory_format=torch.contiguous_format),
-                torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
-                torch.empty_like(weight_hh, memory_format=torch.contiguous_format),
-                weight_hh.new_empty(weight_hh.shape[0]))
+                       module_sizes, t0, nonlinearity, lengths, output_mask=(True,) * 5):
+        grads = (torch.empty_like(input, memory_format=torch.contiguous_format),
+                 torch.empty_like(hx, memory_format=torch.contiguous_format),
+                 torch.empty_like(weight_ih, memory_format=torch.contiguous_format),
+                 torch.empty_like(weight_hh, memory_format=torch.contiguous_format),
+                 weight_hh.new_empty(weight_hh.shape[0]))
+        return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
 
     def _setup_context(ctx, inputs, output):
-        input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, relu, lengths = inputs
+        input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, nonlinearity, lengths = inputs
         ctx.save_for_backward(input, hx, weight_ih, weight_hh, output[0], lengths)
-        ctx.schedule = (periods, module_sizes, t0, relu)
-        ctx.has_bias = bias is not None
+        ctx.schedule = (periods, module_sizes, t0, nonlinearity)
 
     def _backward(ctx, grad_output, grad_h_n):
         input, hx, weight_ih, weight_hh, output, lengths = ctx.saved_tensors
-        if grad_output is None:
-            grad_output = torch.zeros_like(output)
-        if grad_h_n is None:
-            grad_h_n = torch.zeros_like(hx)
+        # Only the gradients autograd needs (input, hx, weight_ih, weight_hh, bias): e.g. a first
+        # layer's input or frozen weights cost nothing.
+        output_mask = list(ctx.needs_input_grad[:5])
         grads = torch.ops.cwrnn_ext.backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
-                                             output, *ctx.schedule, lengths)
-        grad_input, grad_hx, grad_weight_ih, grad_weight_hh, grad_bias = grads
-        return (grad_input, grad_hx, grad_weight_ih, grad_weight_hh,
-                grad_bias if ctx.has_bias else None, None, None, None, None, None)
+                                             output, *ctx.schedule, lengths, output_mask)
+        return (*grads, None, None, None, None, None)
 
     torch.library.register_autograd("cwrnn_ext::forward", _backward, setup_context=_setup_context)
 
@@ -93,3 +90,35 @@ if KERNELS_LOADED:
     # second derivatives; refusing loudly is the honest answer until double backward exists.
     torch.library.register_autograd("cwrnn_ext::backward", _refuse_double_backward,
                                     setup_context=lambda ctx, inputs, output: None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The time-major ops: `step` (one step, a clock per row; its autograd is in C++, see
+# csrc/step_autograd.cpp) and `forward_time_major` (the sequence forward computed step by step,
+# which is faster for short sequences; its backward is the sequence backward above).
+# ---------------------------------------------------------------------------------------------
+
+if KERNELS_LOADED:
+
+    @torch.library.register_fake("cwrnn_ext::step")
+    def _step_fake(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
+                   clocks, relu):
+        return hx.new_empty(input.shape[0], weight_hh.shape[0])
+
+    @torch.library.register_fake("cwrnn_ext::step_backward")
+    def _step_backward_fake(grad, input, hx, weight_ih, weight_hh, output, periods, module_sizes,
+                            t, clocks, relu, output_mask):
+        grads = (input.new_empty(input.shape), hx.new_empty(hx.shape),
+                 weight_ih.new_empty(weight_ih.shape), weight_hh.new_empty(weight_hh.shape),
+                 weight_hh.new_empty(weight_hh.shape[0]))
+        return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
+
+    def _setup_time_major_context(ctx, inputs, output):
+        # forward_time_major takes the step ops' `bool relu`; its backward is the sequence
+        # backward, which takes the nonlinearity's name.
+        *leading, relu, lengths = inputs
+        _setup_context(ctx, (*leading, "relu" if relu else "tanh", lengths), output)
+
+    torch.library.register_fake("cwrnn_ext::forward_time_major")(_forward_fake)
+    torch.library.register_autograd("cwrnn_ext::forward_time_major", _backward,
+                                    setup_context=_setup_time_major_context)

@@ -35,15 +35,20 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
     for step in range(steps):
         t = args.t0 + step
         active = (t % period_of_unit == 0)  # (H,)
-        pre = input[step] @ weight_ih.t() + h @ recurrent.t()
+        x = input[step]
+        if args.lengths is not None:
+            # Padding is never read: selected away before any arithmetic, so that NaN or inf in
+            # it cannot reach a gradient through 0 * NaN (it would through f'(NaN) * 0).
+            valid = (step < args.lengths).to(input.device)[:, None]
+            x = torch.where(valid, x, torch.zeros((), dtype=x.dtype, device=x.device))
+        pre = x @ weight_ih.t() + h @ recurrent.t()
         if bias_ih is not None:
             pre = pre + bias_ih
         if bias_hh is not None:
             pre = pre + bias_hh
         h_next = torch.where(active, f(pre), h)
-        if lengths is not None:
+        if args.lengths is not None:
             # Past its length a sequence stops: the state stays, the output row is zero.
-            valid = (step < lengths).to(input.device)[:, None]
             h_next = torch.where(valid, h_next, h)
             outputs.append(torch.where(valid, h_next, torch.zeros_like(h_next)))
         else:

@@ -1,11 +1,15 @@
-"""The speed benchmark: its CLI runs end to end (--smoke), and the two things its numbers rest on
-are right: the naive dense-masked CW-RNN computes the library's function, and the work count
-gives the ratios of docs/design.md (The work count)."""
+"""The speed benchmark: its CLI runs end to end (--smoke) and leaves the git tree as it was, its
+parts (fresh measuring processes, quartiles, load threshold, plot ticks) do what they say, and the
+two things its numbers rest on are right: the naive dense-masked CW-RNN computes the library's
+function, and the work count gives the ratios of docs/design.md (The work count)."""
 import csv
 import importlib.util
 import json
+import os
+import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,22 +23,70 @@ import cwrnn_ext  # noqa: E402
 from cwrnn_ext.layout import allowed_mask  # noqa: E402
 
 from benchmarks.checks import CHECK_CONFIG, max_differences  # noqa: E402
-from benchmarks.configs import Config  # noqa: E402
+from benchmarks.configs import CPU_TARGETS, Config  # noqa: E402
+from benchmarks.load import busy_note, threshold  # noqa: E402
 from benchmarks.models import MODEL_NAMES, build_models  # noqa: E402
+from benchmarks.speed import DEFAULT_OUT, RESULTS_DIR, parse_args  # noqa: E402
+from benchmarks.timing import summarise  # noqa: E402
 from benchmarks.work import (count_ticks, cwrnn_macs, cwrnn_parameter_count,  # noqa: E402
                              lstm_hidden_for_params, lstm_parameter_count, srn_macs, work_ratio)
+from benchmarks.worker import FreshProcesses, Task  # noqa: E402
 
-PLOTS = ("speedup_vs_hidden", "speedup_vs_modules", "time_vs_length")
+PLOTS = ("targets", "speedup_vs_hidden", "speedup_vs_modules", "time_vs_length")
 HAVE_MATPLOTLIB = importlib.util.find_spec("matplotlib") is not None
+TIMING_FIELDS = ("median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "cold_ms", "faults_per_call", "cold_faults")
+
+
+def git_status():
+    """`git status` of the checkout (untracked files listed one by one), or None outside git."""
+    try:
+        result = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout if result.returncode == 0 else None
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
-    result = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--smoke", "--out", str(out)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=600)
+def smoke_run():
+    """`python -m benchmarks.speed --smoke` exactly as a user types it: default output folder."""
+    before, started = git_status(), time.time()
+    result = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--smoke"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return out, result.stdout
+    return DEFAULT_OUT, result.stdout, result.stderr, before, git_status(), started
+
+
+def test_smoke_leaves_git_status_unchanged(smoke_run):
+    out, _, _, before, after, started = smoke_run
+    if before is None:
+        pytest.skip("not a git checkout")
+    assert after == before, "a benchmark run changed the git tree (outputs must go to an ignored folder)"
+    assert out == ROOT / "benchmarks" / "out"
+    assert (out / "smoke_cpu.json").stat().st_mtime >= started - 1  # and it did write there
+
+
+def test_smoke_reports_progress_on_stderr(smoke_run):
+    _, stdout, stderr, *_ = smoke_run
+    assert "configuration 1 of 4" in stderr and "configuration 4 of 4 done" in stderr and "ETA" in stderr
+    assert "configuration 1 of" not in stdout
+    assert "No CUDA runtime" not in stderr
+
+
+def test_help_prints_no_warning():
+    result = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "--update-results" in result.stdout
+    assert result.stderr == "", result.stderr  # e.g. torch's "No CUDA runtime is found" on import
+
+
+def test_output_folder_options():
+    assert parse_args(["--smoke"]).out == DEFAULT_OUT
+    assert parse_args(["--out", "/tmp/somewhere"]).out == Path("/tmp/somewhere")
+    assert parse_args(["--update-results"]).out == RESULTS_DIR
+    for refused in (["--smoke", "--update-results"], ["--update-results", "--out", "x"]):
+        with pytest.raises(SystemExit):
+            parse_args(refused)
 
 
 def devices():
@@ -43,7 +95,7 @@ def devices():
 
 @pytest.mark.parametrize("device", devices())
 def test_smoke_json_has_every_model_and_pass(smoke_run, device):
-    out, _ = smoke_run
+    out = smoke_run[0]
     payload = json.loads((out / f"smoke_{device}.json").read_text())
     records = payload["records"]
     for pass_name in ("forward", "forward_backward"):
@@ -57,32 +109,95 @@ def test_smoke_json_has_every_model_and_pass(smoke_run, device):
                if r["pass"] == "forward_backward" and r["status"] == "ok")
     assert all(r["work_ratio"] > 1 for r in records if r["model"].startswith("cwrnn"))
     assert payload["meta"]["threads"] >= 1 and payload["meta"]["memory"] and payload["meta"]["timing"]
+    for r in records:
+        if r["status"] == "ok":
+            assert r["q1_ms"] <= r["median_ms"] <= r["q3_ms"] and r["min_ms"] <= r["q1_ms"], r
+            assert r["cold_ms"] > 0 and r["faults_per_call"] >= 0 and r["samples"] >= 1, r
+            assert r["speedup_vs_rnn_cold"] > 0, r
+        assert isinstance(r["load_busy"], bool)
+    meta = payload["meta"]
+    assert meta["load_threshold"] == threshold(meta["threads"], meta["cores"])
+    assert "load_warning" in meta and "load_average_1min_start" in meta
     if device == "cpu":
-        assert [t["key"] for t in payload["targets"]] == ["a", "b", "c"]
+        targets = payload["targets"]
+        assert [t["key"] for t in targets] == [t.key for t in CPU_TARGETS] == ["a", "b", "c", "d", "e"]
+        assert all(t["work_ratio"] > 1 and t["speedup_vs_rnn"] > 0 and "load_busy" in t for t in targets)
 
 
 @pytest.mark.parametrize("device", devices())
 def test_smoke_csv_has_every_model(smoke_run, device):
-    out, _ = smoke_run
+    out = smoke_run[0]
     with (out / f"smoke_{device}.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert {row["model"] for row in rows} == set(MODEL_NAMES)
-    assert {"median_ms", "speedup_vs_rnn", "speedup_vs_lstm", "work_ratio", "realised"} <= set(rows[0])
+    assert {"median_ms", "speedup_vs_rnn", "speedup_vs_rnn_cold", "speedup_vs_lstm", "work_ratio",
+            "realised", "load_busy", "other_cores", *TIMING_FIELDS} <= set(rows[0])
 
 
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (requirements.txt)")
-def test_smoke_writes_the_three_plots(smoke_run):
-    out, _ = smoke_run
+def test_smoke_writes_the_plots(smoke_run):
+    out = smoke_run[0]
     for plot in PLOTS:
         png = out / f"smoke_cpu_float32_{plot}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
 
 
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (requirements.txt)")
+def test_plots_can_be_redrawn_from_the_json(smoke_run, tmp_path):
+    from benchmarks.plots import main as redraw
+    assert redraw([str(smoke_run[0] / "smoke_cpu.json"), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"smoke_cpu_float32_{plot}.png" for plot in PLOTS)
+
+
 def test_smoke_prints_tables_and_targets(smoke_run):
-    _, stdout = smoke_run
-    assert "CPU targets" in stdout and "theoretical work ratio" in stdout
+    stdout = smoke_run[1]
+    assert "CPU targets" in stdout and "theoretical work ratio" in stdout and "cold ms" in stdout
+    assert stdout.count("target >= ") == len(CPU_TARGETS)
     for name in ("CW-RNN kernel", "CW-RNN reference", "CW-RNN dense-masked", "nn.RNN", "nn.LSTM same params"):
         assert name in stdout
+
+
+def test_each_measurement_runs_in_its_own_fresh_process():
+    processes = FreshProcesses()
+    config = Config(batch=2, steps=5, input_size=3, hidden_size=6, num_modules=2)
+    tasks = [Task(config, model, "forward", "cpu", 1, 0.001, 2, 1.0, 1) for model in ("cwrnn", "rnn")]
+    results = [processes.run(task, timeout_s=300) for task in tasks]
+    for result in results:
+        assert result["status"] == "ok", result
+        assert result["cold_s"] > 0 and result["calls"] >= 1 and all(t > 0 for t in result["warm_s"])
+    pids = {result["pid"] for result in results}
+    assert len(pids) == 2 and os.getpid() not in pids
+    failed = processes.run(Task(config, "no_such_model", "forward", "cpu", 1, 0.001, 2, 1.0, 1), 300)
+    assert failed["status"].startswith("failed: ValueError: unknown model 'no_such_model'")
+
+
+@pytest.mark.parametrize("values", [[3.0], [1.0, 2.0], [5.0, 1.0, 4.0, 2.0, 3.0], [0.5, 9.0, 2.0, 7.5, 1.0, 3.0, 8.0]])
+def test_quartiles(values):
+    summary = summarise(values)
+    ordered = sorted(values)
+    assert summary.median_s == statistics.median(values) and summary.min_s == ordered[0]
+    assert summary.samples == len(values)
+    expected = torch.quantile(torch.tensor(values, dtype=torch.float64), torch.tensor([0.25, 0.75], dtype=torch.float64))
+    assert summary.q1_s == pytest.approx(expected[0].item()) and summary.q3_s == pytest.approx(expected[1].item())
+
+
+def test_load_threshold_is_relative_to_the_threads():
+    assert threshold(2, cores=2) == 0.5 and threshold(1, cores=2) == 1.5 and threshold(4, cores=16) == 12.5
+    quiet = {"other_cores": 0.2, "load_1min": 0.3, "threshold": 0.5, "busy": False}
+    busy = {"other_cores": 1.3, "load_1min": 3.1, "threshold": 0.5, "busy": True}
+    assert busy_note([quiet, quiet], threads=2) is None
+    note = busy_note([quiet, busy], threads=2)
+    assert "1.3" in note and "threshold 0.5" in note and "1 of 2" in note
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (requirements.txt)")
+@pytest.mark.parametrize("low,high", [(0.04, 0.9), (1.0, 1.0), (0.3, 37.0), (7.9, 1234.0)])
+def test_log_ticks_cover_the_data_with_1_2_5_steps(low, high):
+    from benchmarks.plots import nice_ticks
+    ticks = nice_ticks(low, high)
+    assert ticks[0] <= low and ticks[-1] >= high
+    assert all(f"{t:e}"[0] in "125" for t in ticks)  # first significant digit
+    assert all(2 <= b / a <= 2.5 for a, b in zip(ticks, ticks[1:]))
 
 
 def test_naive_dense_masked_matches_reference_float64():

@@ -323,7 +323,7 @@ def test_gradcheck(nonlinearity):
 def test_opcheck(dtype):
     (x, hx, w_ih, w_hh, b_ih, b_hh), options = small_problem("cuda", dtype)
     bias = (b_ih + b_hh).detach().requires_grad_()
-    args = (x, hx, w_ih, w_hh, bias, options["periods"], options["module_sizes"], options["t0"], False,
+    args = (x, hx, w_ih, w_hh, bias, options["periods"], options["module_sizes"], options["t0"], "tanh",
             options["lengths"])
     torch.library.opcheck(torch.ops.cwrnn_ext.forward.default, args)
     output, h_n = torch.ops.cwrnn_ext.forward(*args)
@@ -381,7 +381,7 @@ def test_op_checks_devices_in_cpp(name):
     with pytest.raises(RuntimeError, match=name):
         torch.ops.cwrnn_ext.forward(args["input"], args["hx"], args["weight_ih"], args["weight_hh"],
                                     args["bias"], options["periods"], options["module_sizes"], options["t0"],
-                                    False, args["lengths"])
+                                    "tanh", args["lengths"])
 
 
 def test_op_checks_dtypes_in_cpp():
@@ -389,14 +389,14 @@ def test_op_checks_dtypes_in_cpp():
     with pytest.raises(RuntimeError, match="weight_hh"):
         torch.ops.cwrnn_ext.forward(kwargs["input"], kwargs["hx"], kwargs["weight_ih"],
                                     kwargs["weight_hh"].float(), None, options["periods"],
-                                    options["module_sizes"], 0, False, None)
+                                    options["module_sizes"], 0, "tanh", None)
     output, h_n = torch.ops.cwrnn_ext.forward(kwargs["input"], kwargs["hx"], kwargs["weight_ih"],
                                               kwargs["weight_hh"], None, options["periods"],
-                                              options["module_sizes"], 0, False, None)
+                                              options["module_sizes"], 0, "tanh", None)
     with pytest.raises(RuntimeError, match="grad_output"):
         torch.ops.cwrnn_ext.backward(output.float(), h_n, kwargs["input"], kwargs["hx"], kwargs["weight_ih"],
                                      kwargs["weight_hh"], output, options["periods"], options["module_sizes"],
-                                     0, False, None)
+                                     0, "tanh", None)
 
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")

@@ -33,7 +33,7 @@ def test_this_build():
     lines = cli.report()
     if ops.KERNELS_LOADED:
         assert _line(lines, "compiled extension: ").startswith("compiled extension: loaded (")
-        assert _line(lines, "dtypes with a kernel on cpu: ") == "dtypes with a kernel on cpu: float32, float64"
+        assert _line(lines, "dtypes with a kernel on cpu: ") == "dtypes with a kernel on cpu: float32, float64, bfloat16, float16"
         backends = ["CPU", "CUDA"] if cwrnn_ext.cuda_kernels_available() else ["CPU"]
         assert _line(lines, "compiled backends: ") == "compiled backends: " + ", ".join(backends)
     expected_gpu = "yes" if torch.cuda.is_available() else "no"

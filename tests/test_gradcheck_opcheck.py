@@ -96,7 +96,7 @@ def op_arguments(device, T=6, B=3, I=4, H=7, bias=True, lengths=True, requires_g
     bias_t = (problem.bias_ih.detach() + problem.bias_hh.detach()).requires_grad_(requires_grad) if bias else None
     lengths_t = torch.tensor([T, 0, T // 2][:B], dtype=torch.int64, device=device) if lengths else None
     return (problem.input, problem.hx, problem.weight_ih, problem.weight_hh, bias_t, [1, 2, 3],
-            [2, 3, 2], 1, False, lengths_t)
+            [2, 3, 2], 1, "tanh", lengths_t)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -111,7 +111,7 @@ def test_opcheck_forward(requires_grad, bias, lengths, device):
 @pytest.mark.parametrize("device", DEVICES)
 def test_opcheck_forward_relu_and_empty(device):
     args = list(op_arguments(device))
-    args[8] = True  # relu
+    args[8] = "relu"
     torch.library.opcheck(torch.ops.cwrnn_ext.forward, tuple(args))
     empty = op_arguments(device, T=0, lengths=False)
     torch.library.opcheck(torch.ops.cwrnn_ext.forward, empty)
@@ -125,7 +125,7 @@ def test_opcheck_backward(lengths, device):
     gen = torch.Generator().manual_seed(3)
     grad_output = torch.randn(output.shape, generator=gen, dtype=output.dtype).to(device)
     grad_h_n = torch.randn(h_n.shape, generator=gen, dtype=h_n.dtype).to(device)
-    input, hx, weight_ih, weight_hh, _, periods, sizes, t0, relu, lengths_t = args
+    input, hx, weight_ih, weight_hh, _, periods, sizes, t0, nonlinearity, lengths_t = args
     torch.library.opcheck(torch.ops.cwrnn_ext.backward,
                           (grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, periods,
-                           sizes, t0, relu, lengths_t))
+                           sizes, t0, nonlinearity, lengths_t))

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../schedule.h"
@@ -86,17 +88,46 @@ __attribute__((always_inline)) inline void accumulate_rows(const T* m, int64_t k
   }
 }
 
-template <typename T>
-__attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T>& p, int64_t b0,
+// dst[0:n] = src[0:n], converting between the storage and the arithmetic type.
+template <typename D, typename S>
+__attribute__((always_inline)) inline void convert(D* __restrict dst, const S* __restrict src, int64_t n) {
+  if constexpr (std::is_same_v<D, S>) {
+    std::memcpy(dst, src, n * sizeof(D));
+  } else {
+    for (int64_t c = 0; c < n; ++c) dst[c] = static_cast<D>(static_cast<float>(src[c]));
+  }
+}
+
+// dst[0:n] += src[0:n * stride : stride] in the arithmetic type.
+template <typename A, typename S>
+__attribute__((always_inline)) inline void add_row(A* __restrict dst, const S* __restrict src, int64_t n,
+                                                   int64_t stride = 1) {
+  if (stride == 1) {
+    for (int64_t c = 0; c < n; ++c) dst[c] += static_cast<A>(src[c]);
+  } else {  // e.g. the expanded gradient of output.sum()
+    for (int64_t c = 0; c < n; ++c) dst[c] += static_cast<A>(src[c * stride]);
+  }
+}
+
+template <typename T, typename A>
+__attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T, A>& p, int64_t b0,
                                                         int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden;
-  std::vector<T> buffer(kRowTile * k);
+  const int64_t pre_stride = p.pre_stride > 0 ? p.pre_stride : k;
+  std::vector<A> buffer(2 * kRowTile * k);
   std::vector<int64_t> held_value(p.num_held);  // per slower group, the value read at this tick
   for (int64_t tile = b0; tile < b1; tile += kRowTile) {
     const int64_t rows = std::min(kRowTile, b1 - tile);
-    T* acc[kRowTile];
-    const T* prev[kRowTile];
-    for (int64_t r = 0; r < rows; ++r) acc[r] = buffer.data() + r * k;
+    // The group's state after the previous tick and the next one's accumulators, swapped each
+    // tick: the state stays in A from tick to tick, whatever `out` stores.
+    A* state[kRowTile];
+    A* acc[kRowTile];
+    for (int64_t r = 0; r < rows; ++r) {
+      state[r] = buffer.data() + r * k;
+      acc[r] = buffer.data() + (kRowTile + r) * k;
+      convert(state[r], p.h0 + (tile + r) * H + p.begin, k);
+      if (p.values != nullptr) std::memcpy(p.values + (tile + r) * k, state[r], k * sizeof(A));
+    }
     // Before its first tick the group holds its initial state.
     for (int64_t s = 0; s < std::min(p.first, p.steps); ++s)
       for (int64_t r = 0; r < rows; ++r)
@@ -104,91 +135,114 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     std::fill(held_value.begin(), held_value.end(), 0);
     for (int64_t n = 0; n < p.ticks; ++n) {
       const int64_t s = p.first + n * p.period;
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t b = tile + r;
-        prev[r] = n == 0 ? p.h0 + b * H + p.begin : p.out + ((s - p.period) * B + b) * H + p.begin;
-        std::memcpy(acc[r], p.pre + (n * B + b) * k, k * sizeof(T));
-      }
+      for (int64_t r = 0; r < rows; ++r) convert(acc[r], p.pre + (n * B + tile + r) * pre_stride, k);
       for (int64_t j = 0; j < p.num_held; ++j) {
-        const HeldSource<T>& h = p.held[j];
+        const HeldSource<A>& h = p.held[j];
         // = held_value_index(s, ...), advanced incrementally: a division per tick would cost
         // as much as the rest of a small group's step.
         int64_t& m = held_value[j];
         while (h.first + m * h.period <= s - 1) ++m;
-        for (int64_t r = 0; r < rows; ++r) {
-          const T* __restrict v = h.values + (m * B + tile + r) * h.width + p.begin;
-          T* __restrict a = acc[r];
-          for (int64_t c = 0; c < k; ++c) a[c] += v[c];
-        }
+        for (int64_t r = 0; r < rows; ++r)
+          add_row(acc[r], h.values + (m * B + tile + r) * h.width + p.begin, k);
       }
-      accumulate_rows(p.diag, k, prev, acc, rows);
+      accumulate_rows(p.diag, k, state, acc, rows);
       const int64_t held_until = std::min(s + p.period, p.steps);
       for (int64_t r = 0; r < rows; ++r) {
         activate(acc[r], k, p.relu);
-        for (int64_t h = s; h < held_until; ++h)
-          std::memcpy(p.out + (h * B + tile + r) * H + p.begin, acc[r], k * sizeof(T));
+        T* first_row = p.out + (s * B + tile + r) * H + p.begin;
+        convert(first_row, acc[r], k);
+        for (int64_t h = s + 1; h < held_until; ++h)
+          std::memcpy(p.out + (h * B + tile + r) * H + p.begin, first_row, k * sizeof(T));
+        if (p.values != nullptr)
+          std::memcpy(p.values + ((n + 1) * B + tile + r) * k, acc[r], k * sizeof(A));
+        std::swap(state[r], acc[r]);
       }
     }
   }
 }
 
-template <typename T>
-__attribute__((always_inline)) inline void backward_rows(const BackwardRecurrence<T>& p, int64_t b0,
+// dh += what reaches the states after steps [from, to) of batch row b from outside the group: the
+// output's gradient (within the sequence's length), h_n's if one of them is the final state, and
+// what faster groups sent to held value m.
+template <typename T, typename A>
+__attribute__((always_inline)) inline void add_upstream(const UpstreamGradient<T, A>& u,
+                                                        const GroupRecurrence<T, A>& p, int64_t b,
+                                                        int64_t from, int64_t to, int64_t m, A* dh) {
+  const int64_t k = p.size;
+  const int64_t length = u.lengths != nullptr ? u.lengths[b] : p.steps;
+  if (u.output != nullptr) {
+    const int64_t* st = u.output_strides;
+    const T* row = u.output + b * st[1] + p.begin * st[2];
+    for (int64_t s = from; s < std::min(to, length); ++s) add_row(dh, row + s * st[0], k, st[2]);
+  }
+  if (u.h_n != nullptr && length - 1 >= (m == 0 ? -1 : from) && length - 1 < to)
+    add_row(dh, u.h_n + b * p.hidden + p.begin, k);
+  if (u.held != nullptr) add_row(dh, u.held + (m * p.batch + b) * k, k);
+}
+
+template <typename T, typename A>
+__attribute__((always_inline)) inline void backward_rows(const BackwardRecurrence<T, A>& p, int64_t b0,
                                                          int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden;
-  std::vector<T> buffer(2 * kRowTile * k);
+  std::vector<A> buffer(3 * kRowTile * k);
   std::vector<int64_t> held_value(p.num_sinks);  // per slower group, the value read at this tick
   for (int64_t tile = b0; tile < b1; tile += kRowTile) {
     const int64_t rows = std::min(kRowTile, b1 - tile);
-    T* carry[kRowTile];  // W_ii^T delta_{n+1}: what tick n+1 sends back to h_n
-    T* dh[kRowTile];
+    A* carry[kRowTile];  // W_ii^T delta_{n+1}: what tick n+1 sends back to h_n
+    A* dh[kRowTile];
+    A* h = buffer.data() + 2 * kRowTile * k;  // the state after the tick, in A
     for (int64_t r = 0; r < rows; ++r) {
       carry[r] = buffer.data() + r * k;
       dh[r] = buffer.data() + (kRowTile + r) * k;
-      std::fill(carry[r], carry[r] + k, T(0));
+      std::fill(carry[r], carry[r] + k, A(0));
     }
-    // Sums rows [from, to) of grad_state (row s + 1 = state after step s) into dh, on top of carry.
-    auto gather = [&](int64_t from, int64_t to) {
+    // dh = carry + the gradient reaching the states after steps [from, to) from outside, and for
+    // held value m (the state those steps hold).
+    auto gather = [&](int64_t from, int64_t to, int64_t m) {
       for (int64_t r = 0; r < rows; ++r) {
-        std::memcpy(dh[r], carry[r], k * sizeof(T));
-        for (int64_t row = from; row < to; ++row) {
-          const T* g = p.grad_state + (row * B + tile + r) * H + p.begin;
-          for (int64_t c = 0; c < k; ++c) dh[r][c] += g[c];
+        std::memcpy(dh[r], carry[r], k * sizeof(A));
+        if (p.grad_state != nullptr) {  // row s + 1 = state after step s; row 0 = h0
+          for (int64_t row = m == 0 ? 0 : from + 1; row <= to; ++row)
+            add_row(dh[r], p.grad_state + (row * B + tile + r) * H + p.begin, k);
+        } else {
+          add_upstream(p.upstream, p, tile + r, from, to, m, dh[r]);
         }
       }
     };
     for (int64_t j = 0; j < p.num_sinks; ++j) {
-      const HeldSource<T>& h = p.sinks[j];
-      held_value[j] = held_value_index(p.first + (p.ticks - 1) * p.period, h.first, h.period);
+      const HeldSink<A>& sink = p.sinks[j];
+      held_value[j] = held_value_index(p.first + (p.ticks - 1) * p.period, sink.first, sink.period);
     }
     for (int64_t n = p.ticks - 1; n >= 0; --n) {
       const int64_t s = p.first + n * p.period;
       for (int64_t j = 0; j < p.num_sinks; ++j) {  // held_value_index(s, ...), walked backwards
-        const HeldSource<T>& h = p.sinks[j];
+        const HeldSink<A>& sink = p.sinks[j];
         int64_t& m = held_value[j];
-        while (m > 0 && h.first + (m - 1) * h.period > s - 1) --m;
+        while (m > 0 && sink.first + (m - 1) * sink.period > s - 1) --m;
       }
-      gather(s + 1, std::min(s + p.period, p.steps) + 1);
-      const T* d[kRowTile];
+      gather(s, std::min(s + p.period, p.steps), n + 1);
+      const A* d[kRowTile];
       for (int64_t r = 0; r < rows; ++r) {
         const int64_t b = tile + r;
-        times_derivative(dh[r], p.out + (s * B + b) * H + p.begin, k, p.relu);
-        T* delta = p.delta + (n * B + b) * k;
-        std::memcpy(delta, dh[r], k * sizeof(T));
+        convert(h, p.out + (s * B + b) * H + p.begin, k);
+        if (p.values != nullptr) std::memcpy(p.values + ((n + 1) * B + b) * k, h, k * sizeof(A));
+        times_derivative(dh[r], h, k, p.relu);
+        A* delta = p.delta + (n * B + b) * k;
+        std::memcpy(delta, dh[r], k * sizeof(A));
         for (int64_t j = 0; j < p.num_sinks; ++j) {
-          const HeldSource<T>& h = p.sinks[j];
+          const HeldSink<A>& sink = p.sinks[j];
           const int64_t m = held_value[j];
-          T* __restrict sum = const_cast<T*>(h.values) + (m * B + b) * h.width + p.begin;
+          A* __restrict sum = sink.sums + (m * B + b) * sink.width + p.begin;
           for (int64_t c = 0; c < k; ++c) sum[c] += delta[c];
         }
         d[r] = delta;
-        std::fill(carry[r], carry[r] + k, T(0));
+        std::fill(carry[r], carry[r] + k, A(0));
       }
       accumulate_rows(p.diag, k, d, carry, rows);
     }
-    gather(0, std::min(p.first, p.steps) + 1);
+    gather(0, std::min(p.first, p.steps), 0);
     for (int64_t r = 0; r < rows; ++r)
-      std::memcpy(p.grad_h0 + (tile + r) * H + p.begin, dh[r], k * sizeof(T));
+      std::memcpy(p.grad_h0 + (tile + r) * H + p.begin, dh[r], k * sizeof(A));
   }
 }
 
@@ -200,10 +254,26 @@ CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<float>& r
 CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<double>& r, int64_t b0, int64_t b1) {
   forward_rows(r, b0, b1);
 }
+CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<c10::BFloat16, float>& r,
+                                               int64_t b0, int64_t b1) {
+  forward_rows(r, b0, b1);
+}
+CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<c10::Half, float>& r,
+                                               int64_t b0, int64_t b1) {
+  forward_rows(r, b0, b1);
+}
 CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<float>& r, int64_t b0, int64_t b1) {
   backward_rows(r, b0, b1);
 }
 CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<double>& r, int64_t b0, int64_t b1) {
+  backward_rows(r, b0, b1);
+}
+CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<c10::BFloat16, float>& r,
+                                                int64_t b0, int64_t b1) {
+  backward_rows(r, b0, b1);
+}
+CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<c10::Half, float>& r,
+                                                int64_t b0, int64_t b1) {
   backward_rows(r, b0, b1);
 }
 

@@ -2,64 +2,103 @@
 // its own ticks, forward and backward. Everything else (input and cross-group terms, weight
 // gradients) is done in large GEMMs by the caller. Batch rows are independent, so each thread owns
 // a range of rows and runs all ticks without synchronising.
+//
+// T is the storage type of the layer's tensors (out, pre, h0, grad_output), A the type the
+// recurrence computes and keeps its state in: T itself for float32 and float64; float32 for
+// bfloat16 and float16 on the CPU (half storage, float32 arithmetic, rounded only where stored).
 #pragma once
+
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 
 #include <cstdint>
 
 namespace cwrnn {
 
 // Pointers into contiguous (T, B, H)-shaped tensors and the group's place in them.
-template <typename T>
+template <typename T, typename A = T>
 struct GroupRecurrence {
   int64_t steps, batch, hidden;  // T, B, H
   int64_t begin, size;           // the group's columns [begin, begin + size)
   int64_t first, period, ticks;  // ticks at steps first, first + period, ... (ticks of them)
   bool relu;
-  const T* diag;                 // forward: W_ii^T (size x size); backward: W_ii
+  const A* diag;                 // forward: W_ii^T (size x size); backward: W_ii
 };
 
 // A slower group's held term (module_major.h, HeldTerm): values (ticks + 1, B, width) row-major.
-template <typename T>
+template <typename A>
 struct HeldSource {
-  const T* values;
+  const A* values;
   int64_t width;  // the slower group's begin: its term covers hidden rows [0, width)
+  int64_t first, period;
+};
+
+// Where a faster group's backward adds its deltas, summed per value of a slower group that its
+// ticks read (the mirror of HeldSource): sums (ticks + 1, B, width) row-major, written.
+template <typename A>
+struct HeldSink {
+  A* sums;
+  int64_t width;  // the slower group's begin
   int64_t first, period;
 };
 
 // Forward: h_n = f(pre_n + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n sums the slower
 // groups' held terms read at this tick; written into `out` at tick n and held
 // on the following steps until the next tick (and h0 held before the first tick).
-//   pre: (ticks, B, size)   h0: (B, H)   out: (T, B, H)
-template <typename T>
-struct ForwardRecurrence : GroupRecurrence<T> {
+//   pre: (ticks, B, size), row (n, b) at pre + (n * B + b) * pre_stride   h0: (B, H)   out: (T, B, H)
+// pre may lie inside `out` (the CPU schedule computes it in the group's columns of the last `ticks`
+// steps): each row is read before the tick that could overwrite it writes.
+template <typename T, typename A = T>
+struct ForwardRecurrence : GroupRecurrence<T, A> {
   const T* pre;
+  int64_t pre_stride = 0;  // 0: size, i.e. pre is a contiguous (ticks, B, size) tensor
   const T* h0;
   T* out;
-  const HeldSource<T>* held = nullptr;
+  const HeldSource<A>* held = nullptr;
   int64_t num_held = 0;
+  A* values = nullptr;  // if set, (ticks + 1, B, size): h0's columns, then the state after each tick
+};
+
+// The gradient reaching each state from outside the group's own recurrence, read where it lies
+// (the CPU schedule's alternative to a (T + 1, B, H) grad_state buffer). Null pointers are zeros.
+template <typename T, typename A = T>
+struct UpstreamGradient {
+  const T* output = nullptr;  // grad_output (T, B, H) with these element strides
+  int64_t output_strides[3] = {0, 0, 0};
+  const T* h_n = nullptr;  // grad_h_n (B, H) contiguous, for the state after step lengths[b] - 1
+  const int64_t* lengths = nullptr;  // (B): grad_output rows past a sequence's length are not read
+  const A* held = nullptr;  // (ticks + 1, B, size): what faster groups sent to value m of this group
 };
 
 // Backward, from the last tick to the first:
 //   dh_n    = sum of grad_state over the steps h_n is held + W_ii^T delta_{n+1}
 //   delta_n = dh_n * f'(.)
 //   grad_h0 = sum of grad_state before the first tick (row 0 is h0 itself) + W_ii^T delta_0
-// grad_state: (T + 1, B, H), row s + 1 is the gradient reaching the state after step s.
+// grad_state: (T + 1, B, H), row s + 1 is the gradient reaching the state after step s; if null,
+// `upstream` gives the same sums.
 //   delta: (ticks, B, size) out     grad_h0: (B, H) out (only the group's columns are written)
-template <typename T>
-struct BackwardRecurrence : GroupRecurrence<T> {
+template <typename T, typename A = T>
+struct BackwardRecurrence : GroupRecurrence<T, A> {
   const T* out;
-  const T* grad_state;
-  T* delta;
-  T* grad_h0;
-  // Each delta_n is also added to sinks[j].values[m] at this group's columns, m = the value of
-  // slower group j read at tick n (values are (ticks_j + 1, B, width) row-major, written here).
-  const HeldSource<T>* sinks = nullptr;
+  const T* grad_state = nullptr;
+  UpstreamGradient<T, A> upstream;
+  A* delta;
+  A* grad_h0;
+  // Each delta_n is also added to sinks[j].sums[m] at this group's columns, m = the value of
+  // slower group j read at tick n.
+  const HeldSink<A>* sinks = nullptr;
   int64_t num_sinks = 0;
+  A* values = nullptr;  // if set, (ticks + 1, B, size): entry n + 1 gets out at tick n (entry 0,
+                        // h0's columns, is left to the caller)
 };
 
 void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1);
 void run_forward_recurrence(const ForwardRecurrence<double>& r, int64_t b0, int64_t b1);
+void run_forward_recurrence(const ForwardRecurrence<c10::BFloat16, float>& r, int64_t b0, int64_t b1);
+void run_forward_recurrence(const ForwardRecurrence<c10::Half, float>& r, int64_t b0, int64_t b1);
 void run_backward_recurrence(const BackwardRecurrence<float>& r, int64_t b0, int64_t b1);
 void run_backward_recurrence(const BackwardRecurrence<double>& r, int64_t b0, int64_t b1);
+void run_backward_recurrence(const BackwardRecurrence<c10::BFloat16, float>& r, int64_t b0, int64_t b1);
+void run_backward_recurrence(const BackwardRecurrence<c10::Half, float>& r, int64_t b0, int64_t b1);
 
 }  // namespace cwrnn

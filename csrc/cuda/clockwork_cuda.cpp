@@ -61,14 +61,14 @@ void check_steps(const Tensor& out) {
 class CudaRecurrence final : public RecurrenceBackend {
  public:
   void forward_with_held(const GroupTicks& g, const Tensor& pre, const Tensor& h0,
-                         const Tensor& diag_t, const Tensor& out, bool relu,
+                         const Tensor& diag_t, const Tensor& out, Activation activation,
                          const std::vector<HeldTerm>& held) const override {
     TORCH_INTERNAL_ASSERT(pre.is_contiguous() && h0.is_contiguous() && diag_t.is_contiguous() &&
                           out.is_contiguous());
     check_steps(out);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "cwrnn_forward_cuda", [&] {
       cuda::ForwardParams<scalar_t> p;
-      fill_group(p, g, out, relu);
+      fill_group(p, g, out, activation);
       p.diag = diag_t.const_data_ptr<scalar_t>();
       p.pre = pre.const_data_ptr<scalar_t>();
       p.h0 = h0.const_data_ptr<scalar_t>();
@@ -79,14 +79,14 @@ class CudaRecurrence final : public RecurrenceBackend {
   }
 
   void backward_with_held(const GroupTicks& g, const Tensor& out, const Tensor& grad_state,
-                          const Tensor& diag, const Tensor& delta, const Tensor& grad_h0, bool relu,
-                          const std::vector<HeldTerm>& sinks) const override {
+                          const Tensor& diag, const Tensor& delta, const Tensor& grad_h0,
+                          Activation activation, const std::vector<HeldTerm>& sinks) const override {
     TORCH_INTERNAL_ASSERT(out.is_contiguous() && grad_state.is_contiguous() && diag.is_contiguous() &&
                           delta.is_contiguous() && grad_h0.is_contiguous());
     check_steps(out);
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_backward_cuda", [&] {
       cuda::BackwardParams<scalar_t> p;
-      fill_group(p, g, out, relu);
+      fill_group(p, g, out, activation);
       p.diag = diag.const_data_ptr<scalar_t>();
       p.out = out.const_data_ptr<scalar_t>();
       p.grad_state = grad_state.const_data_ptr<scalar_t>();
@@ -128,8 +128,9 @@ void check_arguments(const Tensor& input, std::initializer_list<Named> others,
 std::tuple<Tensor, Tensor> forward_cuda(const Tensor& input, const Tensor& hx,
                                         const Tensor& weight_ih, const Tensor& weight_hh,
                                         const std::optional<Tensor>& bias, c10::IntArrayRef periods,
-                                        c10::IntArrayRef module_sizes, int64_t t0, bool relu,
+                                        c10::IntArrayRef module_sizes, int64_t t0, c10::string_view nonlinearity,
                                         const std::optional<Tensor>& lengths) {
+  const Activation activation = parse_activation(nonlinearity);
   if (bias) {
     check_arguments(input, {{"hx", &hx}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh},
                             {"bias", &*bias}}, lengths);
@@ -139,29 +140,37 @@ std::tuple<Tensor, Tensor> forward_cuda(const Tensor& input, const Tensor& hx,
   }
   const c10::cuda::CUDAGuard guard(input.device());
   return module_major_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0,
-                              relu, lengths, CudaRecurrence());
+                              activation, lengths, CudaRecurrence());
 }
 
-std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> backward_cuda(
-    const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const Tensor& hx,
-    const Tensor& weight_ih, const Tensor& weight_hh, const Tensor& output,
-    c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t0, bool relu,
-    const std::optional<Tensor>& lengths) {
-  check_arguments(input, {{"grad_output", &grad_output}, {"grad_h_n", &grad_h_n}, {"hx", &hx},
-                          {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh}, {"output", &output}},
-                  lengths);
+OptionalGradients backward_cuda(const std::optional<Tensor>& grad_output,
+                                const std::optional<Tensor>& grad_h_n, const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
+                                const Tensor& weight_hh, const Tensor& output,
+                                c10::IntArrayRef periods, c10::IntArrayRef module_sizes,
+                                int64_t t0, c10::string_view nonlinearity, const std::optional<Tensor>& lengths,
+                                GradientMask output_mask) {
+  const Activation activation = parse_activation(nonlinearity);
+  check_arguments(input, {{"hx", &hx}, {"weight_ih", &weight_ih}, {"weight_hh", &weight_hh},
+                          {"output", &output}}, lengths);
+  if (grad_output) check_arguments(input, {{"grad_output", &*grad_output}}, std::nullopt);
+  if (grad_h_n) check_arguments(input, {{"grad_h_n", &*grad_h_n}}, std::nullopt);
   const c10::cuda::CUDAGuard guard(input.device());
   const auto dtype = input.scalar_type();
   if (!is_half_type(dtype)) {
-    return module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output,
-                                 periods, module_sizes, t0, relu, lengths, CudaRecurrence());
+    return as_optional(module_major_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh,
+                                             output, periods, module_sizes, t0, activation, lengths,
+                                             output_mask, CudaRecurrence()));
   }
   // Half types: in float32 throughout (see the top of this file).
   const auto up = [](const Tensor& t) { return t.to(at::kFloat); };
+  const auto up_optional = [](const std::optional<Tensor>& t) {
+    return t ? std::optional<Tensor>(t->to(at::kFloat)) : std::nullopt;
+  };
+  const auto down = [dtype](const Tensor& t) { return t.defined() ? t.to(dtype) : t; };
   const auto [gx, ghx, gw_ih, gw_hh, gb] = module_major_backward(
-      up(grad_output), up(grad_h_n), up(input), up(hx), up(weight_ih), up(weight_hh), up(output),
-      periods, module_sizes, t0, relu, lengths, CudaRecurrence());
-  return {gx.to(dtype), ghx.to(dtype), gw_ih.to(dtype), gw_hh.to(dtype), gb.to(dtype)};
+      up_optional(grad_output), up_optional(grad_h_n), up(input), up(hx), up(weight_ih), up(weight_hh), up(output),
+      periods, module_sizes, t0, activation, lengths, output_mask, CudaRecurrence());
+  return as_optional({down(gx), down(ghx), down(gw_ih), down(gw_hh), down(gb)});
 }
 
 }  // namespace

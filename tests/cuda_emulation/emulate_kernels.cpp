@@ -268,7 +268,7 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
     Guarded<scalar_t> delta(delta_size, sentinel), delta_ref(delta_size, sentinel);
     Guarded<scalar_t> grad_h0(h0_size, sentinel), grad_h0_ref(h0_size, sentinel);
     {
-      std::vector<cwrnn::HeldSource<scalar_t>> sinks;
+      std::vector<cwrnn::HeldSink<scalar_t>> sinks;
       for (int j = 0; j < num_held; ++j) sinks.push_back({sums_ref[j].ptr(), c.held[j].width, c.held[j].first, c.held[j].period});
       cwrnn::BackwardRecurrence<scalar_t> p;
       fill_group(p);

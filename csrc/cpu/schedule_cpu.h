@@ -1,0 +1,59 @@
+// The module-major schedule as the CPU runs it (the generic one is ../module_major.h).
+//
+// Same arithmetic, arranged to allocate and touch as little memory as possible, since in a plain
+// process every freshly mapped page costs a fault on first touch:
+// - a group's pre-activations (input GEMM + bias) are computed straight into the rows of the
+//   output that its own recurrence overwrites (its columns of the last `ticks` steps; each row is
+//   read before any write could reach it);
+// - the slower groups' held terms are added inside the recurrence, never materialised per tick;
+//   the values a group holds are written by its recurrence as it goes, not gathered afterwards;
+// - the backward reads the upstream gradient where it lies (grad_output, grad_h_n, the faster
+//   groups' per-held-value sums) instead of assembling a (T + 1, B, H) buffer;
+// - every other temporary comes from a per-thread Workspace that is reused across calls.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <tuple>
+
+#include "../module_major.h"
+#include "recurrence.h"
+
+namespace cwrnn {
+
+std::tuple<at::Tensor, at::Tensor> cpu_forward(
+    const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
+    const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias, c10::IntArrayRef periods,
+    c10::IntArrayRef module_sizes, int64_t t0, Activation activation, const std::optional<at::Tensor>& lengths);
+
+// As module_major_backward.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cpu_backward(
+    const std::optional<at::Tensor>& grad_output, const std::optional<at::Tensor>& grad_h_n,
+    const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
+    const at::Tensor& weight_hh, const at::Tensor& output, c10::IntArrayRef periods,
+    c10::IntArrayRef module_sizes, int64_t t0, Activation activation, const std::optional<at::Tensor>& lengths,
+    GradientMask mask);
+
+// The data of a tensor that the recurrences index as row-major arrays: checked contiguous first,
+// since they do raw pointer arithmetic on it.
+template <typename T>
+const T* rows_of(const at::Tensor& t) {
+  TORCH_CHECK(t.is_contiguous(), "cwrnn_ext internal error: a tensor the CPU recurrence reads as "
+              "row-major is not contiguous (sizes ", t.sizes(), ", strides ", t.strides(), ")");
+  return t.const_data_ptr<T>();
+}
+template <typename T>
+T* mutable_rows_of(const at::Tensor& t) {
+  TORCH_CHECK(t.is_contiguous(), "cwrnn_ext internal error: a tensor the CPU recurrence writes as "
+              "row-major is not contiguous (sizes ", t.sizes(), ", strides ", t.strides(), ")");
+  return t.mutable_data_ptr<T>();
+}
+
+// One group's recurrence over the whole batch, batch rows spread over the intra-op threads.
+template <typename T, typename A>
+void run_forward(const ForwardRecurrence<T, A>& p);
+template <typename T, typename A>
+void run_backward(const BackwardRecurrence<T, A>& p);
+
+}  // namespace cwrnn

@@ -1,0 +1,166 @@
+"""The CPU schedule's own paths against the reference: pre-activations computed inside the output,
+held values written by the recurrences, the upstream gradient read where it lies (absent,
+expanded, strided), large groups (the register-blocked micro-kernel), and the per-thread
+workspace reused across calls of different shapes and from several threads."""
+import threading
+
+import pytest
+import torch
+
+import cwrnn_ext
+from cwrnn_ext import reference
+from helpers import assert_close, make_problem, random_lengths, run_kernel, run_reference
+
+DTYPES = [torch.float64, torch.float32]
+
+
+def compare_runs(problem, dtype, **kw):
+    out_k, hn_k, grads_k = run_kernel(problem, **kw)
+    out_r, hn_r, grads_r = run_reference(problem, **kw)
+    assert_close(out_k, out_r, dtype, "output")
+    assert_close(hn_k, hn_r, dtype, "h_n")
+    for name in grads_r:
+        assert_close(grads_k[name], grads_r[name], dtype, f"grad {name}")
+
+
+# (T, B, I, periods, module_sizes): large groups take the register-blocked micro-kernel (k >= 32
+# in float32, >= 16 in float64), with its ragged column edge and 1-4-row tiles.
+LARGE = [
+    (37, 6, 5, [1, 2, 4, 8], [40, 33, 17, 9]),
+    (20, 9, 3, [1, 3, 3, 7], [70, 16, 20, 35]),
+    (1, 5, 4, [1, 2, 4], [34, 33, 32]),  # one step: every period is capped to 1
+]
+
+
+@pytest.mark.parametrize("case", LARGE, ids=["harmonic", "nonharmonic", "one-step"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
+def test_large_groups(case, dtype, nonlinearity):
+    T, B, I, periods, sizes = case
+    problem = make_problem(T, B, I, sum(sizes), periods, sizes, dtype=dtype, seed=T + B)
+    compare_runs(problem, dtype, t0=3, nonlinearity=nonlinearity, lengths=random_lengths(T, B, 4))
+
+
+def loss_grads(fn, problem, loss, lengths):
+    output, h_n = fn(*problem.args(t0=2, lengths=lengths))
+    names = [n for n, _ in problem.tensors()]
+    grads = torch.autograd.grad(loss(output, h_n), [t for _, t in problem.tensors()],
+                                allow_unused=True, materialize_grads=True)
+    return dict(zip(names, grads))
+
+
+LOSSES = {
+    "h_n-only": lambda output, h_n: h_n.square().sum(),          # grad_output is None
+    "output-only": lambda output, h_n: output.cos().sum(),       # grad_h_n is None
+    "output-sum": lambda output, h_n: output.sum() + h_n.sum(),  # expanded (stride 0) gradients
+    "strided": lambda output, h_n: (output.transpose(0, 1)[:, ::2] * 3).sum() + h_n[:, 1:].sum(),
+    # grad_output = PERMUTED itself: hidden units are its slowest-varying dimension
+    "permuted": lambda output, h_n: (output * PERMUTED).sum() + (h_n * PERMUTED[-1]).sum(),
+}
+PERMUTED = torch.randn(40, 15, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(9)).permute(1, 2, 0)
+
+
+@pytest.mark.parametrize("loss", list(LOSSES))
+@pytest.mark.parametrize("use_lengths", [False, True], ids=["nolengths", "lengths"])
+def test_upstream_gradients_of_any_layout(loss, use_lengths):
+    problem = make_problem(15, 5, 4, 40, [1, 2, 5], [20, 12, 8], seed=3)
+    lengths = random_lengths(15, 5, 3) if use_lengths else None
+    got = loss_grads(cwrnn_ext.clockwork_rnn, problem, LOSSES[loss], lengths)
+    expected = loss_grads(reference.clockwork_rnn, problem, LOSSES[loss], lengths)
+    for name in expected:
+        assert_close(got[name], expected[name], torch.float64, f"grad {name}")
+
+
+def test_noncontiguous_input_and_gradients_large():
+    problem = make_problem(12, 7, 6, 48, [1, 4], [32, 16], dtype=torch.float32, seed=5,
+                           noncontiguous=True)
+    assert not problem.input.is_contiguous()
+    compare_runs(problem, torch.float32, t0=1, lengths=random_lengths(12, 7, 5))
+
+
+def test_workspace_reused_across_shapes_is_bitwise_stable():
+    """Calls of different sizes in turn (the workspace grows, shrinks and is reused) give the same
+    bits as the first call of each size."""
+    shapes = [(40, 8, 64), (9, 3, 40), (60, 16, 96), (40, 8, 64)]
+    first = {}
+    for round_ in range(2):
+        for T, B, H in shapes:
+            problem = make_problem(T, B, 5, H, [1, 2, 4, 8], dtype=torch.float32, seed=T)
+            out, h_n, grads = run_kernel(problem, lengths=random_lengths(T, B, 1))
+            result = [out, h_n] + [grads[n] for n in sorted(grads)]
+            if (T, B, H) not in first:
+                first[(T, B, H)] = result
+            for a, b in zip(result, first[(T, B, H)]):
+                assert torch.equal(a, b), (round_, T, B, H)
+
+
+def test_threads_calling_at_once_match_serial():
+    """Python threads running forward and backward on one module at once: each thread has its own
+    workspace, and every result equals the serial one bitwise."""
+    model = cwrnn_ext.ClockworkRNN(6, 64, periods=[1, 2, 4, 8])
+    inputs = [torch.randn(30 + 7 * i, 4 + i, 6, generator=torch.Generator().manual_seed(i))
+              for i in range(4)]
+
+    def work(x):
+        x = x.clone().requires_grad_()
+        output, h_n = model(x)
+        grads = torch.autograd.grad(output.square().sum() + h_n.sum(), [x] + list(model.parameters()))
+        return [output.detach(), h_n.detach()] + list(grads)
+
+    serial = [work(x) for x in inputs]
+    results = [None] * len(inputs)
+    errors = []
+
+    def run(i):
+        try:
+            for _ in range(3):
+                results[i] = work(inputs[i])
+                for a, b in zip(results[i], serial[i]):
+                    assert torch.equal(a, b)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("op", ["forward", "backward"])
+def test_op_rejects_unknown_nonlinearity(op):
+    problem = make_problem(4, 2, 3, 6, [1, 2], [3, 3], dtype=torch.float32, seed=1, requires_grad=False)
+    common = (problem.input, problem.hx, problem.weight_ih, problem.weight_hh)
+    if op == "forward":
+        call = lambda nl: torch.ops.cwrnn_ext.forward(*common, None, [1, 2], [3, 3], 0, nl, None)  # noqa: E731
+    else:
+        output, _ = torch.ops.cwrnn_ext.forward(*common, None, [1, 2], [3, 3], 0, "tanh", None)
+        call = lambda nl: torch.ops.cwrnn_ext.backward(  # noqa: E731
+            torch.ones_like(output), None, *common, output, [1, 2], [3, 3], 0, nl, None)
+    call("relu")
+    with pytest.raises(RuntimeError, match="nonlinearity must be 'tanh' or 'relu', got 'sigmoid'"):
+        call("sigmoid")
+
+
+def test_small_batch_restores_thread_count():
+    """A batch too small to split runs single-threaded; the caller's thread count is restored
+    after the call, also when it raises, and the results match a single-threaded run."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        problem = make_problem(40, 1, 3, 24, [1, 2, 4], dtype=torch.float32, seed=6)
+        out, h_n, grads = run_kernel(problem, t0=1)
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError, match="lengths"):
+            torch.ops.cwrnn_ext.forward(problem.input.detach(), problem.hx.detach(),
+                                        problem.weight_ih.detach(), problem.weight_hh.detach(), None,
+                                        [1, 2, 4], [8, 8, 8], 0, "tanh", torch.tensor([41]))
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        out1, h_n1, grads1 = run_kernel(problem, t0=1)
+        assert torch.equal(out, out1) and torch.equal(h_n, h_n1)
+        for name in grads:
+            assert torch.equal(grads[name], grads1[name]), name
+    finally:
+        torch.set_num_threads(before)
