@@ -1,10 +1,12 @@
 """A small forward + backward through every CUDA kernel variant, for compute-sanitizer
 (benchmarks/cuda_check.sh runs it under memcheck, racecheck, initcheck and synccheck).
 
-Variants: one row per thread with W_ii in shared memory (small groups), four rows per thread
-(batch >= 8 rows per SM), W_ii read from global memory (a 1024-unit group), the column loop
-(groups wider than 512 units); every dtype; t0, lengths, no hx/bias. Exits non-zero if a result
-is not finite or disagrees with the float64 CPU reference beyond a loose bound.
+Variants (csrc/cuda/launch_shape.h): W_ii in registers, small (k = 8, 32) and big (k = 128, 256
+threads), big plus the rest of W_ii in shared memory at the 227 KB boundary (k = 240), W_ii in
+shared memory (k = 64), read from global memory with several passes (k = 560, 1024), several
+rows per block (B = 300), more slower groups than register slots (13 periods); every dtype; t0,
+lengths, no hx/bias. Exits non-zero if a result is not finite or disagrees with the float64 CPU
+reference beyond a loose bound.
 """
 import sys
 
@@ -13,12 +15,18 @@ import torch
 import cwrnn_ext
 from cwrnn_ext import reference
 
+G8 = [1, 2, 4, 8, 16, 32, 64, 128]
 # (T, B, I, H, periods, module_sizes, t0, with lengths)
 CASES = [
-    (9, 3, 4, 30, [1, 2, 4, 8], None, 1, True),          # 1 row/thread, W_ii resident
-    (5, 1100, 3, 12, [1, 2, 4], None, 0, True),          # 4 rows/thread (1100 >= 8 * SMs up to 137)
-    (4, 2, 3, 1024, [1, 1], None, 1, False),             # W_ii (4 MB) from global memory, column loop
-    (4, 3, 2, 600, [1, 2], [560, 40], 0, True),          # column loop, two groups
+    (9, 3, 4, 30, [1, 2, 4, 8], None, 1, True),          # k ~ 8: small register kernel
+    (6, 3, 4, 256, G8, None, 0, True),                   # k = 32: small register kernel, 7 held terms
+    (5, 2, 4, 1024, G8, None, 1, False),                 # k = 128: big register kernel
+    (4, 2, 3, 240, [2], None, 0, True),                  # k = 240: registers + shared memory at the limit
+    (4, 2, 3, 512, G8, None, 1, True),                   # k = 64
+    (4, 2, 3, 1024, [1, 1], None, 1, False),             # k = 1024: W_ii from global memory, passes
+    (4, 3, 2, 600, [1, 2], [560, 40], 0, True),          # k = 560: passes, two groups
+    (5, 300, 3, 96, [1, 2, 4], None, 2, True),           # several rows per block
+    (6, 2, 3, 39, list(range(1, 14)), None, 1, True),    # 12 held terms: past the register slots
 ]
 TOLERANCE = {torch.float32: 1e-3, torch.float64: 1e-8, torch.float16: 3e-2, torch.bfloat16: 1e-1}
 

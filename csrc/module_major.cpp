@@ -3,7 +3,6 @@
 #include <ATen/TensorOperators.h>
 #include <ATen/ops/addmm.h>
 #include <ATen/ops/arange.h>
-#include <ATen/ops/div.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/mm.h>
 #include <ATen/ops/mul.h>
@@ -109,35 +108,6 @@ Tensor at_ticks(const Tensor& t, const GroupTicks& g) {
 
 namespace {
 
-// A block of rows of a (ticks * B, n) matrix, starting at row `row`.
-struct RowBlock {
-  int64_t row;
-  Tensor matrix;
-};
-
-// Columns [c0, c1) of the states h_{s-1} the group's ticks read, as row blocks of a
-// (ticks * B, c1 - c0) matrix. A period-1 group reads hx and then consecutive rows of `out`, a
-// strided view that the GEMMs take as it is; other groups' rows are gathered into a copy.
-std::vector<RowBlock> states_before_ticks(const Tensor& out, const Tensor& h0, const GroupTicks& g,
-                                          int64_t c0, int64_t c1) {
-  const int64_t B = out.size(1), H = out.size(2), P = g.group.period, n = c1 - c0;
-  if (P == 1) {  // then first == 0: tick 0 reads hx, tick s > 0 reads out[s - 1]
-    std::vector<RowBlock> blocks{{0, h0.narrow(1, c0, n)}};
-    if (g.ticks > 1)
-      blocks.push_back({B, out.narrow(0, 0, g.ticks - 1).view({(g.ticks - 1) * B, H}).narrow(1, c0, n)});
-    return blocks;
-  }
-  Tensor states = at::empty({g.ticks, B, n}, out.options());
-  if (g.first == 0) {
-    states.select(0, 0).copy_(h0.narrow(1, c0, n));
-    if (g.ticks > 1)
-      states.narrow(0, 1, g.ticks - 1).copy_(out.slice(0, P - 1, (g.ticks - 1) * P, P).narrow(2, c0, n));
-  } else {
-    states.copy_(out.slice(0, g.first - 1, g.first + (g.ticks - 1) * P, P).narrow(2, c0, n));
-  }
-  return {{0, states.view({g.ticks * B, n})}};
-}
-
 // dst (ticks, B, n) += (a @ b) viewed as (ticks, B, n); straight into dst when its rows are
 // evenly strided (period 1), through a temporary otherwise.
 void add_product(const Tensor& dst, const Tensor& a, const Tensor& b) {
@@ -166,21 +136,6 @@ HeldTerm held_term(const Tensor& out, const Tensor& h0, const GroupTicks& g, con
   const Tensor values = held_values(out, h0, g);
   return {at::mm(as_matrix(values), w).view({g.ticks + 1, out.size(1), begin}), g.first,
           g.group.period};
-}
-
-// pre (ticks, B, k) += the held terms of slower groups, as read at each of group g's ticks.
-// The device-generic path; backends that fuse this into their recurrence skip it.
-void add_held_terms(const Tensor& pre, const GroupTicks& g, const std::vector<HeldTerm>& held) {
-  if (g.ticks == 0) return;
-  // The steps of g's ticks, made where `pre` lives: an index built on the host would need a
-  // blocking copy to the GPU (a stream sync per pair of groups, and no CUDA-graph capture).
-  const Tensor reads = at::arange(g.ticks, pre.options().dtype(at::kLong)) * g.group.period + (g.first - 1);
-  for (const auto& h : held) {
-    // held_value_index, vectorised: the value held at step s - 1 (0 before h's first tick).
-    const Tensor rows = at::where(reads < h.first, at::zeros({}, reads.options()),
-                                  at::div(reads - h.first, h.period, "floor") + 1);
-    pre.add_(h.values.narrow(2, g.group.begin, g.group.size()).index_select(0, rows));
-  }
 }
 
 // The inputs x_s at the group's ticks as a (ticks * B, I) matrix.
@@ -243,8 +198,7 @@ std::tuple<Tensor, Tensor> module_major_forward(
     }
     pre = pre.view({g->ticks, B, k});
     const Tensor diag_t = rows_hh.narrow(1, begin, k).t().contiguous();
-    add_held_terms(pre, *g, held);
-    backend.forward(*g, pre, h0, diag_t, out, activation);
+    backend.forward_with_held(*g, pre, h0, diag_t, out, activation, held);
     if (begin > 0) held.push_back(held_term(out, h0, *g, weight_hh));
   }
   return finish_forward(out, h0, lengths);
@@ -298,21 +252,41 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> module_major_backward(
   };
   if (B == 0 || !(need_x || need_h0 || need_w_ih || need_w_hh || need_bias)) return result();
 
-  for (const GroupTicks& g : groups) {  // fastest first
-    const int64_t begin = g.group.begin, k = g.group.size(), end = g.group.end;
+  // Each group's deltas are also summed per value of every slower group that its ticks read
+  // (held_sums[j], rows [0, begin_j)), so that a slower group's share of the gradient and of its
+  // weight_hh block column is one GEMM over its own ticks + 1 values, the mirror of the forward's
+  // held terms.
+  std::vector<HeldTerm> held_sums(groups.size());
+  for (size_t j = 0; j < groups.size(); ++j)
+    held_sums[j] = {at::zeros({groups[j].ticks + 1, B, groups[j].group.begin}, input.options()),
+                    groups[j].first, groups[j].group.period};
+
+  for (size_t i = 0; i < groups.size(); ++i) {  // fastest first
+    const GroupTicks& g = groups[i];
+    const int64_t begin = g.group.begin, k = g.group.size(), P = g.group.period;
     const Tensor rows_ih = weight_ih.narrow(0, begin, k), rows_hh = weight_hh.narrow(0, begin, k);
     const Tensor diag = rows_hh.narrow(1, begin, k).contiguous();
     Tensor delta = at::empty({g.ticks, B, k}, input.options());
-    backend.backward(g, out, grad_state, diag, delta, grad_h0, activation);
+    const Tensor values = need_w_hh ? held_values(out, h0, g) : Tensor();
+    if (begin > 0) {  // what the faster groups read from this one, per value it held
+      const Tensor sums = as_matrix(held_sums[i].values);
+      const Tensor grad_values =
+          at::mm(sums, weight_hh.narrow(0, 0, begin).narrow(1, begin, k)).view({g.ticks + 1, B, k});
+      grad_state.select(0, 0).narrow(1, begin, k).add_(grad_values.select(0, 0));
+      if (g.ticks > 0)  // value n + 1 is the state after tick n: row s_n + 1 of grad_state
+        grad_state.slice(0, g.first + 1, g.first + (g.ticks - 1) * P + 2, P)
+            .narrow(2, begin, k)
+            .add_(grad_values.narrow(0, 1, g.ticks));
+      if (need_w_hh)
+        grad_w_hh.narrow(0, 0, begin).narrow(1, begin, k).copy_(at::mm(sums.t(), as_matrix(values)));
+    }
+    const std::vector<HeldTerm> sinks(held_sums.begin() + i + 1, held_sums.end());
+    backend.backward_with_held(g, out, grad_state, diag, delta, grad_h0, activation, sinks);
     if (g.ticks == 0) continue;
     const Tensor d = as_matrix(delta);
-    if (need_w_hh) {
-      Tensor grad_w_allowed = grad_w_hh.narrow(0, begin, k).narrow(1, begin, H - begin);
-      for (const auto& block : states_before_ticks(out, h0, g, begin, H))
-        grad_w_allowed.addmm_(d.narrow(0, block.row, block.matrix.size(0)).t(), block.matrix);
-    }
-    if (end < H)  // to the slower groups, at the state each tick read (row s of grad_state)
-      add_product(at_ticks(grad_state, g).narrow(2, end, H - end), d, rows_hh.narrow(1, end, H - end));
+    if (need_w_hh)  // the diagonal block: tick n read value n of this group
+      grad_w_hh.narrow(0, begin, k).narrow(1, begin, k)
+          .copy_(at::mm(d.t(), as_matrix(values.narrow(0, 0, g.ticks))));
     if (need_w_ih) grad_w_ih.narrow(0, begin, k).copy_(at::mm(d.t(), inputs_at_ticks(x, g)));
     if (need_bias) grad_bias.narrow(0, begin, k).copy_(d.sum(0));
     if (need_x) add_product(at_ticks(grad_x, g), d, rows_ih);

@@ -1,12 +1,14 @@
 // The module-major schedule (docs/design.md, The module-major schedule), written once with ATen
-// ops for every device. (The CPU runs a variant of it with the held terms fused into its
-// recurrences and its temporaries in a reused workspace: cpu/schedule_cpu.cpp.)
+// ops for every device. (The CPU runs a variant of it with its temporaries in a reused workspace:
+// cpu/schedule_cpu.cpp; both add the held terms inside the recurrences and sum the deltas per held
+// value.)
 //
-// Forward walks period groups from slowest to fastest: the input term and the term from slower
-// groups (whose trajectories are already known) are one large GEMM per group over all its ticks;
-// only the group's own k x k recurrence is sequential, and a device backend runs it. Backward
-// walks fastest first, mirroring it: the backend's reverse recurrence yields the group's deltas,
-// then GEMMs give its weight gradients and the gradient it sends to slower groups.
+// Forward walks period groups from slowest to fastest: the input term is one large GEMM per group
+// over all its ticks, the term from each slower group (whose trajectory is already known) one GEMM
+// over the values it holds (HeldTerm); only the group's own k x k recurrence is sequential, and a
+// device backend runs it, adding the held terms as it goes. Backward walks fastest first,
+// mirroring it: the backend's reverse recurrence yields the group's deltas and sums them per held
+// value, then GEMMs give its weight gradients and the gradient it sends to slower groups.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -57,15 +59,19 @@ void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, Activatio
 class RecurrenceBackend {
  public:
   virtual ~RecurrenceBackend() = default;
-  // pre: (ticks, B, k), the slower groups' held terms already added; h0: (B, H);
-  // diag_t: W_ii^T (k, k); out: (T, B, H), group columns written.
-  virtual void forward(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
-                       const at::Tensor& diag_t, const at::Tensor& out, Activation activation) const = 0;
+  // pre: (ticks, B, k); h0: (B, H); diag_t: W_ii^T (k, k); out: (T, B, H), group columns written.
+  // The slower groups' held terms are added inside the recurrence (one pass, no temporaries).
+  virtual void forward_with_held(const GroupTicks& g, const at::Tensor& pre, const at::Tensor& h0,
+                                 const at::Tensor& diag_t, const at::Tensor& out,
+                                 Activation activation, const std::vector<HeldTerm>& held) const = 0;
   // out: (T, B, H); grad_state: (T+1, B, H); diag: W_ii (k, k); delta: (ticks, B, k) written;
-  // grad_h0: (B, H), group columns written.
-  virtual void backward(const GroupTicks& g, const at::Tensor& out, const at::Tensor& grad_state,
-                        const at::Tensor& diag, const at::Tensor& delta, const at::Tensor& grad_h0,
-                        Activation activation) const = 0;
+  // grad_h0: (B, H), group columns written. Each delta_n is also added into sinks[j].values[m]
+  // (columns of this group), m = the value of slower group j that tick n read (the mirror of
+  // forward_with_held).
+  virtual void backward_with_held(const GroupTicks& g, const at::Tensor& out,
+                                  const at::Tensor& grad_state, const at::Tensor& diag,
+                                  const at::Tensor& delta, const at::Tensor& grad_h0,
+                                  Activation activation, const std::vector<HeldTerm>& sinks) const = 0;
 };
 
 // Pieces of the schedule that the CPU's own schedule (cpu/schedule_cpu.cpp) shares.

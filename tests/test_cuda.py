@@ -52,6 +52,10 @@ LAYOUTS = {
     "wide": (200, [3], None),                          # W_ii 160 KB (float32): > 48 KB opt-in
     "chunks": (600, [1, 2], [560, 40]),                # k = 560 > 512 threads: column chunks
     "big_k": (1024, [1, 1], None),                     # W_ii 4 MB: not in shared memory
+    "g8_256": (256, [1, 2, 4, 8, 16, 32, 64, 128], None),   # k = 32, the H=256 speed target
+    "g8_1024": (1024, [1, 2, 4, 8, 16, 32, 64, 128], None),  # k = 128: W_ii slices in registers
+    "many_periods": (39, list(range(1, 14)), None),     # 12 held terms: past the register slots
+    "boundary": (240, [2], None),                      # k = 240: W_ii in registers + all of shared memory
 }
 
 
@@ -101,7 +105,10 @@ CONFIGS = (
         Config("chunks", T=7, B=3, t0=1, lengths=True),
         Config("big_k", T=7, B=33, t0=1, lengths=True, noncontig=True),
         Config("big_k", T=7, B=1, hx=False, nonlinearity="relu"),
-        # batches past 8 rows per SM (132 SMs on an H100) take the 4-rows-per-thread kernels
+        Config("g8_1024", T=64, B=33, t0=3, lengths=True),
+        Config("g8_256", T=130, B=32, t0=1),
+        Config("many_periods", T=64, B=5, t0=2, lengths=True, nonlinearity="relu"),
+        # batches past one row per SM (132 SMs on an H100) put several rows in a block
         Config("exp4", T=20, B=1100, t0=1, lengths=True),
         Config("wide", T=9, B=1100, t0=2, lengths=True),
         Config("big_k", T=3, B=1100),
@@ -411,6 +418,20 @@ def test_lengths_out_of_range_on_cuda():
     options["lengths"] = torch.tensor([7, 1, 0], device="cuda")  # T = 6
     with pytest.raises(ERRORS, match="lengths"):
         cwrnn_ext.clockwork_rnn(**kwargs, **options)
+
+
+def test_slower_groups_past_one_launch_are_a_clear_error():
+    """A group's launch takes the held terms of at most 64 slower groups (kernel parameters):
+    65 distinct periods run, 66 name the limit."""
+    for groups, ok in ((65, True), (66, False)):
+        x = torch.randn(3, 2, 4, device="cuda")
+        model = cwrnn_ext.ClockworkRNN(4, groups, periods=list(range(1, groups + 1)), device="cuda")
+        if ok:
+            out, _ = model(x)
+            assert torch.isfinite(out).all()
+        else:
+            with pytest.raises(RuntimeError, match="distinct periods"):
+                model(x)
 
 
 # --------------------------------------------------------------------------------------------

@@ -211,14 +211,30 @@ def test_half_criterion_is_meaningful():
             assert_half_close(worse, expected, same_math, "perturbed")
 
 
+@pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("t0", [0, 5])
 @pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_generic_held_terms_path(dtype, layout, t0, monkeypatch):
-    """The schedule's device-generic way of adding slower groups' held terms (the one the CUDA
-    backend uses) against the reference, forced on the CPU where it is otherwise fused."""
-    monkeypatch.setenv("CWRNN_UNFUSED_HELD_TERMS", "1")
+def test_generic_schedule(dtype, layout, t0, nonlinearity):
+    """The device-generic schedule (csrc/module_major.cpp, the one the CUDA backend runs: held
+    terms added inside the recurrence, deltas summed per held value), run on the CPU through its
+    test ops, against the CPU's own schedule (checked against the reference above): outputs and
+    every gradient, with lengths."""
     _, periods, sizes, hidden = layout
-    seed = zlib.crc32(f"generic-{dtype}-{layout[0]}-{t0}".encode()) % 10000
-    problem = make_problem(23, 3, 4, hidden, periods, sizes, dtype=dtype, seed=seed)
-    compare(problem, dtype, t0=t0, lengths=random_lengths(23, 3, seed))
+    seed = zlib.crc32(f"generic-{dtype}-{layout[0]}-{t0}-{nonlinearity}".encode()) % 10000
+    p = make_problem(23, 3, 4, hidden, periods, sizes, dtype=dtype, seed=seed, requires_grad=False)
+    lengths = random_lengths(23, 3, seed)
+    args = (p.input, p.hx, p.weight_ih, p.weight_hh, p.bias_ih + p.bias_hh, list(p.periods),
+            list(p.module_sizes), t0, nonlinearity, lengths)
+    expected = torch.ops.cwrnn_ext.forward(*args)
+    got = torch.ops.cwrnn_ext._generic_forward(*args)
+    for name, g, e in zip(("output", "h_n"), got, expected):
+        assert_close(g, e, dtype, name)
+    gen = torch.Generator().manual_seed(seed)
+    upstream = [torch.randn(e.shape, generator=gen, dtype=dtype) for e in expected]
+    backward_args = (*upstream, *args[:4], expected[0], *args[5:])
+    expected_grads = torch.ops.cwrnn_ext.backward(*backward_args)
+    got_grads = torch.ops.cwrnn_ext._generic_backward(*backward_args)
+    for name, g, e in zip(("input", "hx", "weight_ih", "weight_hh", "bias"), got_grads, expected_grads):
+        assert_nontrivial(e, f"grad of {name}")
+        assert_close(g, e, dtype, f"grad of {name}")

@@ -12,7 +12,9 @@
 #include "../schedule.h"
 #include "activations.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+// CWRNN_NO_MULTIVERSION: one version (ThreadSanitizer crashes at start-up on the resolvers).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
+    !defined(CWRNN_NO_MULTIVERSION)
 #define CWRNN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define CWRNN_MULTIVERSION

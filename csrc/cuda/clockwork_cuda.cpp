@@ -1,13 +1,14 @@
 // CUDA kernels: the module-major schedule of module_major.cpp (its GEMMs run through ATen, i.e.
-// cuBLAS) with the per-group recurrences of recurrence_kernels.cuh, on the current stream of the
-// input's device, registered for the CUDA dispatch key.
+// cuBLAS) with the per-group recurrences of recurrence_kernels.cuh (the slower groups' held terms
+// fused in), on the current stream of the input's device, registered for the CUDA dispatch key.
 //
 // Half types (float16, bfloat16):
 // - Forward runs in the input dtype: the GEMMs accumulate in float32 inside cuBLAS and round once
 //   per call, the recurrence accumulates in float32 and keeps the group's own state in float32
-//   from tick to tick; what is rounded to the half type is the stored output (which has to be)
-//   and the precomputed input + cross-group term `pre`. This keeps tensor-core GEMMs and half
-//   the memory traffic for the pass that inference also runs.
+//   from tick to tick; what is rounded to the half type is the stored output (which has to be),
+//   the input term `pre` and each slower group's held term (each one GEMM's output, summed in
+//   float32 by the recurrence). This keeps tensor-core GEMMs and half the memory traffic for the
+//   pass that inference also runs.
 // - Backward upcasts everything to float32, runs the float32 schedule and casts the five
 //   gradients back. In the input dtype, module_major_backward would accumulate the gradient that
 //   reaches each state (from the output, h_n and every faster group) and grad_input (one term per
@@ -35,35 +36,63 @@ cudaStream_t current_stream(const Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
 
+// The slower groups' held terms (forward) or sums (backward), by value in the kernel's parameters.
+template <typename scalar_t>
+void fill_held(cuda::GroupParams<scalar_t>& p, const std::vector<HeldTerm>& terms) {
+  TORCH_CHECK(terms.size() <= static_cast<size_t>(cuda::kMaxHeld), "cwrnn_ext CUDA kernel: a period group reads ",
+              terms.size(), " slower groups, more than the ", cuda::kMaxHeld,
+              " one launch takes; use at most ", cuda::kMaxHeld + 1, " distinct periods (or the CPU kernel)");
+  p.num_held = static_cast<int>(terms.size());
+  for (size_t j = 0; j < terms.size(); ++j) {
+    const HeldTerm& h = terms[j];
+    // The kernels move through a held term at most one value per tick (Cursor).
+    TORCH_INTERNAL_ASSERT(h.values.is_contiguous() && h.values.size(1) == p.batch &&
+                          h.values.size(2) >= p.begin + p.size && h.period >= p.period);
+    p.held[j] = {h.values.data_ptr<scalar_t>(), h.values.size(2), h.first, h.period};
+  }
+}
+
+// The kernels count steps in 32-bit ints (with room for a period past the end).
+void check_steps(const Tensor& out) {
+  TORCH_CHECK(out.size(0) < (int64_t(1) << 30), "cwrnn_ext CUDA kernel: sequences of at most 2^30 - 1 steps, got ",
+              out.size(0));
+}
+
 class CudaRecurrence final : public RecurrenceBackend {
  public:
-  void forward(const GroupTicks& g, const Tensor& pre, const Tensor& h0, const Tensor& diag_t,
-               const Tensor& out, Activation activation) const override {
+  void forward_with_held(const GroupTicks& g, const Tensor& pre, const Tensor& h0,
+                         const Tensor& diag_t, const Tensor& out, Activation activation,
+                         const std::vector<HeldTerm>& held) const override {
     TORCH_INTERNAL_ASSERT(pre.is_contiguous() && h0.is_contiguous() && diag_t.is_contiguous() &&
                           out.is_contiguous());
+    check_steps(out);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "cwrnn_forward_cuda", [&] {
-      ForwardRecurrence<scalar_t> p;
+      cuda::ForwardParams<scalar_t> p;
       fill_group(p, g, out, activation);
       p.diag = diag_t.const_data_ptr<scalar_t>();
       p.pre = pre.const_data_ptr<scalar_t>();
       p.h0 = h0.const_data_ptr<scalar_t>();
       p.out = out.mutable_data_ptr<scalar_t>();
+      fill_held(p, held);
       cuda::launch_forward_recurrence(p, current_stream(out));
     });
   }
 
-  void backward(const GroupTicks& g, const Tensor& out, const Tensor& grad_state, const Tensor& diag,
-                const Tensor& delta, const Tensor& grad_h0, Activation activation) const override {
+  void backward_with_held(const GroupTicks& g, const Tensor& out, const Tensor& grad_state,
+                          const Tensor& diag, const Tensor& delta, const Tensor& grad_h0,
+                          Activation activation, const std::vector<HeldTerm>& sinks) const override {
     TORCH_INTERNAL_ASSERT(out.is_contiguous() && grad_state.is_contiguous() && diag.is_contiguous() &&
                           delta.is_contiguous() && grad_h0.is_contiguous());
+    check_steps(out);
     AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "cwrnn_backward_cuda", [&] {
-      BackwardRecurrence<scalar_t> p;
+      cuda::BackwardParams<scalar_t> p;
       fill_group(p, g, out, activation);
       p.diag = diag.const_data_ptr<scalar_t>();
       p.out = out.const_data_ptr<scalar_t>();
       p.grad_state = grad_state.const_data_ptr<scalar_t>();
       p.delta = delta.mutable_data_ptr<scalar_t>();
       p.grad_h0 = grad_h0.mutable_data_ptr<scalar_t>();
+      fill_held(p, sinks);
       cuda::launch_backward_recurrence(p, current_stream(out));
     });
   }

@@ -5,7 +5,7 @@
 namespace cwrnn {
 namespace cuda {
 
-void launch_forward_recurrence(const ForwardRecurrence<c10::BFloat16>& p, cudaStream_t stream) {
+void launch_forward_recurrence(const ForwardParams<c10::BFloat16>& p, cudaStream_t stream) {
   detail::forward(p, stream);
 }
 

@@ -5,11 +5,11 @@
 namespace cwrnn {
 namespace cuda {
 
-void launch_forward_recurrence(const ForwardRecurrence<double>& p, cudaStream_t stream) {
+void launch_forward_recurrence(const ForwardParams<double>& p, cudaStream_t stream) {
   detail::forward(p, stream);
 }
 
-void launch_backward_recurrence(const BackwardRecurrence<double>& p, cudaStream_t stream) {
+void launch_backward_recurrence(const BackwardParams<double>& p, cudaStream_t stream) {
   detail::backward(p, stream);
 }
 

@@ -5,11 +5,11 @@
 namespace cwrnn {
 namespace cuda {
 
-void launch_forward_recurrence(const ForwardRecurrence<float>& p, cudaStream_t stream) {
+void launch_forward_recurrence(const ForwardParams<float>& p, cudaStream_t stream) {
   detail::forward(p, stream);
 }
 
-void launch_backward_recurrence(const BackwardRecurrence<float>& p, cudaStream_t stream) {
+void launch_backward_recurrence(const BackwardParams<float>& p, cudaStream_t stream) {
   detail::backward(p, stream);
 }
 

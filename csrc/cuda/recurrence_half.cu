@@ -5,7 +5,7 @@
 namespace cwrnn {
 namespace cuda {
 
-void launch_forward_recurrence(const ForwardRecurrence<c10::Half>& p, cudaStream_t stream) {
+void launch_forward_recurrence(const ForwardParams<c10::Half>& p, cudaStream_t stream) {
   detail::forward(p, stream);
 }
 

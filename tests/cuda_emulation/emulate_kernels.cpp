@@ -1,103 +1,45 @@
-// Runs the CUDA recurrence kernels' own source (csrc/cuda/recurrence_kernels.cuh) on the CPU and
-// compares them with the CPU recurrences (csrc/cpu/recurrence.cpp) over random problems.
+// Runs the CUDA recurrence kernels' own source (csrc/cuda/recurrence_kernels.cuh) on the CPU
+// (emulated_cuda.h) and compares them with the CPU recurrences (csrc/cpu/recurrence.cpp): first
+// the shapes production uses (H100 numbers: 132 SMs, 227 KB of shared memory, 512-thread blocks,
+// the g=8 layouts of H=256 and H=1024, the shared-memory boundary at k=240), then random
+// problems, with the held terms of slower groups (forward) and their sums (backward).
 //
-// Each CUDA thread of a block is a std::thread, __syncthreads is a std::barrier, blocks run one
-// after another, shared memory is one static buffer. Built with a small CWRNN_CUDA_MAX_THREADS so
-// that small groups already take the column loop. Output and shared memory start as NaN (or a
-// sentinel) and guard zones surround every array, so unwritten outputs, reads of unwritten shared
-// memory and stray writes show up as mismatches. It checks the kernels' indexing and semantics
-// (and the launch-shape choice), not what only a GPU shows (timing, coalescing, real races:
-// see benchmarks/cuda_check.sh for compute-sanitizer).
+// Outputs, deltas and sums start as a sentinel and shared memory as NaN, with guard zones around
+// every array and after each block's shared memory: unwritten outputs, reads of unwritten shared
+// memory and stray writes all show up as mismatches. It checks the kernels' indexing, semantics,
+// barriers and shuffles (and the launch-shape choice); not timing or coalescing (see
+// benchmarks/cuda_check.sh for what only a GPU shows).
 //
-// Usage: emulate_kernels [cases_per_dtype [seed]]; prints one line per dtype, exit code 0 if all
-// cases match.
+// Usage: emulate_kernels [random_cases_per_dtype [seed [production-only | small]]] (small: the
+// production shapes over a few rows and ticks, then the random cases); prints one line per
+// dtype (mismatches per kernel), the kernel variants and paths covered, and OK (exit code 0) if
+// every case matched. Built with -DCWRNN_EMULATE_FLOAT32_ONLY it runs float32 only.
+#include "emulated_cuda.h"
+
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
-#include <math.h>
 
-#include <barrier>
 #include <cmath>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
+#include <map>
 #include <random>
 #include <string>
-#include <thread>
-#include <type_traits>
 #include <vector>
 
-// ---- the CUDA built-ins the kernels use, for one CPU thread per CUDA thread -----------------
-struct Dim3 {
-  unsigned x = 0, y = 0, z = 0;
-};
-thread_local Dim3 threadIdx, blockIdx, blockDim;
-thread_local std::barrier<>* block_barrier = nullptr;
-inline void __syncthreads() { block_barrier->arrive_and_wait(); }
-template <typename T>
-inline T __ldg(const T* p) {
-  return *p;
-}
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __launch_bounds__(...)
-#define __shared__
-#define __align__(n) __attribute__((aligned(n)))
-
-namespace cwrnn::cuda::detail {
-constexpr size_t kSharedCapacity = size_t(1) << 20;
-constexpr size_t kSharedGuard = 4096;
-// The kernels' `extern __shared__ unsigned char shared_bytes[]` names this array.
-alignas(16) unsigned char shared_bytes[kSharedCapacity + kSharedGuard];
-}  // namespace cwrnn::cuda::detail
-
+#include "cpu/recurrence.h"
 #include "cuda/recurrence_kernels.cuh"
 
 namespace {
 
-using cwrnn::BackwardRecurrence;
-using cwrnn::ForwardRecurrence;
+using cwrnn::cuda::acc_type;
 using cwrnn::cuda::LaunchShape;
-using cwrnn::cuda::detail::shared_bytes;
 
 int failures = 0;
-int variants_seen[2][2] = {};  // [rows_per_thread == 4][resident]
-int column_loops_seen = 0;     // cases with k > cols
+std::map<std::string, int> failures_by_kernel;  // "forward" / "backward"
+std::map<std::string, int> covered;  // kernel variants and paths the cases took
 
 void fail(const std::string& what) {
+  ++failures_by_kernel[what.substr(0, what.find(' '))];
   if (++failures <= 20) std::printf("MISMATCH %s\n", what.c_str());
-}
-
-template <typename Kernel, typename Params>
-void emulate_launch(Kernel kernel, const LaunchShape& shape, const Params& p, const std::string& label) {
-  using namespace cwrnn::cuda::detail;
-  if (shape.shared_bytes > kSharedCapacity) {
-    fail(label + ": shared_bytes " + std::to_string(shape.shared_bytes) + " over the emulator's capacity");
-    return;
-  }
-  for (int64_t b = 0; b < shape.blocks; ++b) {
-    std::memset(shared_bytes, 0xFF, sizeof(shared_bytes));  // NaN as float and double
-    std::barrier<> barrier(shape.threads());
-    std::vector<std::thread> threads;
-    threads.reserve(shape.threads());
-    for (int t = 0; t < shape.threads(); ++t) {
-      threads.emplace_back([&, t] {
-        threadIdx = {static_cast<unsigned>(t), 0, 0};
-        blockIdx = {static_cast<unsigned>(b), 0, 0};
-        blockDim = {static_cast<unsigned>(shape.threads()), 1, 1};
-        block_barrier = &barrier;
-        kernel(p, shape.cols, shape.row_groups);
-      });
-    }
-    for (auto& t : threads) t.join();
-    for (size_t i = shape.shared_bytes; i < shape.shared_bytes + kSharedGuard; ++i) {
-      if (shared_bytes[i] != 0xFF) {
-        fail(label + ": write past the block's shared memory");
-        break;
-      }
-    }
-  }
 }
 
 // An array with guard zones on both sides, all initialised to `fill`.
@@ -108,7 +50,6 @@ struct Guarded {
   T fill;
   Guarded(size_t n, T fill_value) : data(n + 2 * kPad, fill_value), fill(fill_value) {}
   T* ptr() { return data.data() + kPad; }
-  size_t size() const { return data.size() - 2 * kPad; }
   T& operator[](size_t i) { return data[kPad + i]; }
   bool guards_intact() const {
     for (size_t i = 0; i < kPad; ++i) {
@@ -123,16 +64,25 @@ int64_t tick_count(int64_t steps, int64_t first, int64_t period) {  // as in csr
   return first >= steps ? 0 : (steps - 1 - first) / period + 1;
 }
 
+struct Held {  // a slower group: period at least the case's
+  int64_t first, period, width;
+};
+
 struct Case {
+  std::string name;
   int64_t T, B, H, begin, k, period, first;
   bool relu;
+  std::vector<Held> held;  // slower groups: forward reads them, backward adds into them
   int sms;
   size_t shared_limit;
+  int max_threads;
   std::string str() const {
-    char buffer[256];
-    std::snprintf(buffer, sizeof(buffer), "T=%ld B=%ld H=%ld begin=%ld k=%ld period=%ld first=%ld relu=%d sms=%d limit=%zu",
-                  (long)T, (long)B, (long)H, (long)begin, (long)k, (long)period, (long)first, (int)relu, sms,
-                  shared_limit);
+    char buffer[320];
+    std::snprintf(buffer, sizeof(buffer),
+                  "%s T=%ld B=%ld H=%ld begin=%ld k=%ld period=%ld first=%ld relu=%d held=%zu sms=%d "
+                  "limit=%zu threads<=%d",
+                  name.c_str(), (long)T, (long)B, (long)H, (long)begin, (long)k, (long)period,
+                  (long)first, (int)relu, held.size(), sms, shared_limit, max_threads);
     return buffer;
   }
 };
@@ -173,13 +123,37 @@ double tolerance() {
   return 8e-3;                                                      // bfloat16: 2^-8
 }
 
+std::string variant_of(const LaunchShape& s) {
+  if (s.reg_chunks == cwrnn::cuda::kSmallRegChunks) return "W small in registers";
+  if (s.reg_chunks > 0) return s.chunks > s.reg_chunks ? "W big in registers + shared" : "W big in registers";
+  return s.shared_w ? "W in shared" : "W in global";
+}
+
+template <typename scalar_t, typename Params>
+bool emulate(const LaunchShape& s, const Params& p, uint64_t seed) {
+  using namespace cwrnn::cuda::detail;
+  constexpr int big = sizeof(acc_type<scalar_t>) == 8 ? 8 : 16;
+  auto run = [&](auto kernel) { return emu::launch(s.blocks, s.threads(), s.shared_bytes, seed, kernel, p, s); };
+  if constexpr (std::is_same_v<Params, cwrnn::cuda::ForwardParams<scalar_t>>) {
+    if (s.reg_chunks == cwrnn::cuda::kSmallRegChunks) return run(forward_recurrence_kernel<scalar_t, cwrnn::cuda::kSmallRegChunks, true>);
+    if (s.reg_chunks == big) return run(forward_recurrence_kernel<scalar_t, big, true>);
+    if (s.shared_w) return run(forward_recurrence_kernel<scalar_t, 0, true>);
+    return run(forward_recurrence_kernel<scalar_t, 0, false>);
+  } else {
+    if (s.reg_chunks == cwrnn::cuda::kSmallRegChunks) return run(backward_recurrence_kernel<scalar_t, cwrnn::cuda::kSmallRegChunks, true>);
+    if (s.reg_chunks == big) return run(backward_recurrence_kernel<scalar_t, big, true>);
+    if (s.shared_w) return run(backward_recurrence_kernel<scalar_t, 0, true>);
+    return run(backward_recurrence_kernel<scalar_t, 0, false>);
+  }
+}
+
 template <typename scalar_t>
-void run_case(const Case& c, std::mt19937_64& rng, const char* dtype) {
-  using acc_t = typename cwrnn::cuda::detail::AccType<scalar_t>::type;
+void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t seed) {
+  using acc_t = acc_type<scalar_t>;
   using ref_t = cpu_t<scalar_t>;
-  const std::string label = std::string(dtype) + " " + c.str();
   std::normal_distribution<double> normal(0.0, 1.0);
   const int64_t ticks = tick_count(c.T, c.first, c.period);
+  const int num_held = static_cast<int>(c.held.size());
 
   // Values rounded to scalar_t, the same numbers for the kernel (scalar_t) and the CPU (ref_t).
   auto random_values = [&](size_t n, double scale, std::vector<scalar_t>* mine, std::vector<ref_t>* ref) {
@@ -195,6 +169,13 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype) {
   random_values(static_cast<size_t>(ticks * c.B * c.k), 1.0, &pre, &pre_ref);
   random_values(static_cast<size_t>(c.B * c.H), 0.5, &h0, &h0_ref);
   random_values(static_cast<size_t>(c.k * c.k), 0.8 / std::sqrt(double(c.k)), &diag_t, &diag_t_ref);
+  std::vector<std::vector<scalar_t>> held(num_held);
+  std::vector<std::vector<ref_t>> held_ref(num_held);
+  for (int j = 0; j < num_held; ++j) {
+    const Held& h = c.held[j];
+    random_values(static_cast<size_t>((tick_count(c.T, h.first, h.period) + 1) * c.B * h.width), 0.3,
+                  &held[j], &held_ref[j]);
+  }
 
   auto fill_group = [&](auto& p) {
     p.steps = c.T;
@@ -207,17 +188,33 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype) {
     p.ticks = ticks;
     p.relu = c.relu;
   };
-  const auto shape = cwrnn::cuda::choose_shape(c.k, c.B, sizeof(scalar_t), sizeof(acc_t), c.sms, c.shared_limit);
+  const auto shape = cwrnn::cuda::choose_shape(c.k, c.B, 1 + num_held, sizeof(acc_t), c.sms,
+                                               c.shared_limit, c.max_threads);
   if (!shape) {
-    fail(label + ": no launch shape");
+    fail("forward " + std::string(dtype) + " " + c.str() + ": no launch shape");
     return;
   }
-  ++variants_seen[shape->rows_per_thread == 4][shape->resident];
-  if (c.k > shape->cols) ++column_loops_seen;
-  const std::string shape_label = label + " [cols=" + std::to_string(shape->cols) + " groups=" +
-                                  std::to_string(shape->row_groups) + " rows/thread=" +
-                                  std::to_string(shape->rows_per_thread) + " resident=" +
-                                  std::to_string(shape->resident) + "]";
+  const LaunchShape& s = *shape;
+  if (s.threads() > c.max_threads || s.shared_bytes > c.shared_limit) {
+    fail("forward " + std::string(dtype) + " " + c.str() + ": the shape exceeds its limits");
+    return;
+  }
+  ++covered[variant_of(s)];
+  ++covered["split " + std::to_string(s.split)];
+  if (s.passes > 1) ++covered["several passes"];
+  if (s.rows > 1) ++covered["several rows per block"];
+  if (s.threads() == 512) ++covered["512-thread blocks"];
+  if (s.threads() == 256 && s.reg_chunks > cwrnn::cuda::kSmallRegChunks) ++covered["256-thread blocks of the big kernels"];
+  if (num_held > s.split * cwrnn::cuda::kSlots) ++covered["addends past the slots"];
+  if (c.shared_limit == s.shared_bytes) ++covered["shared memory exactly at the limit"];
+  for (const Held& h : c.held)
+    if (h.first > (int64_t(1) << 31)) ++covered["a first tick past 2^31"];
+  if (c.first > (int64_t(1) << 31)) ++covered["a first tick past 2^31"];
+  char shape_text[200];
+  std::snprintf(shape_text, sizeof(shape_text),
+                " [split=%d units=%d passes=%d chunks=%d reg=%d shared_w=%d rows=%d blocks=%ld]", s.split,
+                s.units, s.passes, s.chunks, s.reg_chunks, (int)s.shared_w, s.rows, (long)s.blocks);
+  const std::string label = std::string(dtype) + " " + c.str() + shape_text;
 
   // ---- forward ----
   const size_t out_size = static_cast<size_t>(c.T * c.B * c.H);
@@ -225,78 +222,173 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype) {
   Guarded<ref_t> out_ref(out_size, sentinel);
   Guarded<scalar_t> out(out_size, static_cast<scalar_t>(float(sentinel)));
   {
-    ForwardRecurrence<ref_t> p;
+    std::vector<cwrnn::HeldSource<ref_t>> sources;
+    for (int j = 0; j < num_held; ++j)
+      sources.push_back({held_ref[j].data(), c.held[j].width, c.held[j].first, c.held[j].period});
+    cwrnn::ForwardRecurrence<ref_t> p;
     fill_group(p);
     p.diag = diag_t_ref.data();
     p.pre = pre_ref.data();
     p.h0 = h0_ref.data();
     p.out = out_ref.ptr();
+    p.held = sources.data();
+    p.num_held = num_held;
     cwrnn::run_forward_recurrence(p, 0, c.B);
   }
   if (c.T > 0) {
-    ForwardRecurrence<scalar_t> p;
+    cwrnn::cuda::ForwardParams<scalar_t> p;
     fill_group(p);
     p.diag = diag_t.data();
     p.pre = pre.data();
     p.h0 = h0.data();
     p.out = out.ptr();
-    using cwrnn::cuda::detail::forward_recurrence_kernel;
-    if (shape->rows_per_thread == 4) {
-      if (shape->resident) emulate_launch(forward_recurrence_kernel<scalar_t, 4, true>, *shape, p, shape_label);
-      else emulate_launch(forward_recurrence_kernel<scalar_t, 4, false>, *shape, p, shape_label);
-    } else {
-      if (shape->resident) emulate_launch(forward_recurrence_kernel<scalar_t, 1, true>, *shape, p, shape_label);
-      else emulate_launch(forward_recurrence_kernel<scalar_t, 1, false>, *shape, p, shape_label);
-    }
+    p.num_held = num_held;
+    for (int j = 0; j < num_held; ++j)
+      p.held[j] = {held[j].data(), c.held[j].width, c.held[j].first, c.held[j].period};
+    if (!emulate<scalar_t>(s, p, seed)) fail("forward " + label + ": write past the block's shared memory");
   }
   std::string where;
   if (!close(out.ptr(), out_ref.ptr(), out_size, tolerance<scalar_t>(), &where))
-    fail("forward " + shape_label + ": " + where);
-  if (!out.guards_intact()) fail("forward " + shape_label + ": write outside out");
+    fail("forward " + label + ": " + where);
+  if (!out.guards_intact()) fail("forward " + label + ": write outside out");
 
   if constexpr (has_backward<scalar_t>) {
-    // ---- backward, from the forward's output ----
-    std::vector<scalar_t> grad_state, diag;
+    // ---- backward, from the CPU forward's output; the sums start from random values ----
+    std::vector<scalar_t> grad_state, diag, unused;
     std::vector<ref_t> grad_state_ref, diag_ref;
     random_values(static_cast<size_t>((c.T + 1) * c.B * c.H), 1.0, &grad_state, &grad_state_ref);
     random_values(static_cast<size_t>(c.k * c.k), 0.8 / std::sqrt(double(c.k)), &diag, &diag_ref);
+    std::vector<Guarded<scalar_t>> sums, sums_ref;
+    for (int j = 0; j < num_held; ++j) {
+      sums.emplace_back(held[j].size(), sentinel);
+      sums_ref.emplace_back(held[j].size(), sentinel);
+      for (size_t i = 0; i < held[j].size(); ++i) sums[j][i] = sums_ref[j][i] = held[j][i];
+    }
     const size_t delta_size = static_cast<size_t>(ticks * c.B * c.k), h0_size = static_cast<size_t>(c.B * c.H);
     Guarded<scalar_t> delta(delta_size, sentinel), delta_ref(delta_size, sentinel);
     Guarded<scalar_t> grad_h0(h0_size, sentinel), grad_h0_ref(h0_size, sentinel);
-    auto fill_backward = [&](BackwardRecurrence<scalar_t>& p, const scalar_t* output,
-                             Guarded<scalar_t>& d, Guarded<scalar_t>& g) {
+    {
+      std::vector<cwrnn::HeldSink<scalar_t>> sinks;
+      for (int j = 0; j < num_held; ++j) sinks.push_back({sums_ref[j].ptr(), c.held[j].width, c.held[j].first, c.held[j].period});
+      cwrnn::BackwardRecurrence<scalar_t> p;
       fill_group(p);
       p.diag = diag.data();
-      p.out = output;
+      p.out = out_ref.ptr();
       p.grad_state = grad_state.data();
-      p.delta = d.ptr();
-      p.grad_h0 = g.ptr();
-    };
-    BackwardRecurrence<scalar_t> p_ref, p;
-    fill_backward(p_ref, out_ref.ptr(), delta_ref, grad_h0_ref);
-    fill_backward(p, out_ref.ptr(), delta, grad_h0);
-    cwrnn::run_backward_recurrence(p_ref, 0, c.B);
-    using cwrnn::cuda::detail::backward_recurrence_kernel;
-    if (shape->rows_per_thread == 4) {
-      if (shape->resident) emulate_launch(backward_recurrence_kernel<scalar_t, 4, true>, *shape, p, shape_label);
-      else emulate_launch(backward_recurrence_kernel<scalar_t, 4, false>, *shape, p, shape_label);
-    } else {
-      if (shape->resident) emulate_launch(backward_recurrence_kernel<scalar_t, 1, true>, *shape, p, shape_label);
-      else emulate_launch(backward_recurrence_kernel<scalar_t, 1, false>, *shape, p, shape_label);
+      p.delta = delta_ref.ptr();
+      p.grad_h0 = grad_h0_ref.ptr();
+      p.sinks = sinks.data();
+      p.num_sinks = num_held;
+      cwrnn::run_backward_recurrence(p, 0, c.B);
     }
-    if (!close(delta.ptr(), delta_ref.ptr(), delta_size, tolerance<scalar_t>() * 10, &where))
-      fail("backward delta " + shape_label + ": " + where);
-    if (!close(grad_h0.ptr(), grad_h0_ref.ptr(), h0_size, tolerance<scalar_t>() * 10, &where))
-      fail("backward grad_h0 " + shape_label + ": " + where);
-    if (!delta.guards_intact() || !grad_h0.guards_intact()) fail("backward " + shape_label + ": write outside");
+    {
+      cwrnn::cuda::BackwardParams<scalar_t> p;
+      fill_group(p);
+      p.diag = diag.data();
+      p.out = out_ref.ptr();
+      p.grad_state = grad_state.data();
+      p.delta = delta.ptr();
+      p.grad_h0 = grad_h0.ptr();
+      p.num_held = num_held;
+      for (int j = 0; j < num_held; ++j)
+        p.held[j] = {sums[j].ptr(), c.held[j].width, c.held[j].first, c.held[j].period};
+      const auto backward_shape = cwrnn::cuda::choose_shape(c.k, c.B, num_held, sizeof(acc_t), c.sms,
+                                                            c.shared_limit, c.max_threads);
+      if (!backward_shape) {
+        fail("backward " + label + ": no launch shape");
+        return;
+      }
+      if (!emulate<scalar_t>(*backward_shape, p, seed + 1))
+        fail("backward " + label + ": write past the block's shared memory");
+      if (backward_shape->passes > 1 && num_held > 0) ++covered["sums added at once (several passes)"];
+      if (num_held > backward_shape->split * cwrnn::cuda::kSlots) ++covered["sums past the slots"];
+    }
+    const double tol = tolerance<scalar_t>() * 10;
+    if (!close(delta.ptr(), delta_ref.ptr(), delta_size, tol, &where)) fail("backward delta " + label + ": " + where);
+    if (!close(grad_h0.ptr(), grad_h0_ref.ptr(), h0_size, tol, &where)) fail("backward grad_h0 " + label + ": " + where);
+    for (int j = 0; j < num_held; ++j) {
+      if (!close(sums[j].ptr(), sums_ref[j].ptr(), held[j].size(), tol, &where))
+        fail("backward sums " + std::to_string(j) + " " + label + ": " + where);
+      if (!sums[j].guards_intact()) fail("backward " + label + ": write outside sums");
+    }
+    if (!delta.guards_intact() || !grad_h0.guards_intact()) fail("backward " + label + ": write outside");
   }
 }
 
-Case random_case(std::mt19937_64& rng, size_t acc_bytes, size_t scalar_bytes) {
+constexpr int kH100Sms = 132;
+constexpr size_t kH100SharedLimit = 232448;  // 227 KB
+
+// A group of the default layout (g modules, exponential periods, H = g * k): group i is k wide,
+// ticks every 2^i steps, and reads the g - 1 - i slower groups.
+Case layout_case(const std::string& name, int64_t T, int64_t B, int64_t k, int g, int i, bool relu) {
+  Case c;
+  c.name = name;
+  c.T = T;
+  c.B = B;
+  c.H = g * k;
+  c.begin = i * k;
+  c.k = k;
+  c.period = int64_t(1) << i;
+  c.first = 0;
+  c.relu = relu;
+  for (int j = i + 1; j < g; ++j) c.held.push_back({0, int64_t(1) << j, j * k});
+  c.sms = kH100Sms;
+  c.shared_limit = kH100SharedLimit;
+  c.max_threads = cwrnn::cuda::kMaxThreads;
+  return c;
+}
+
+// The shapes production uses. `small`: the same blocks (512 threads, the same variants and
+// paths) over a few rows and ticks, for ThreadSanitizer, which is slow.
+std::vector<Case> production_cases(size_t acc_bytes, bool small) {
+  const int64_t B = small ? 2 : 32, T = small ? 6 : 24;
+  std::vector<Case> cases;
+  // H=1024, g=8: k=128; the fastest group (7 held terms) and a slower one; B=32 and B=1.
+  cases.push_back(layout_case("H1024-fastest", T, B, 128, 8, 0, false));
+  cases.push_back(layout_case("H1024-group2", small ? 9 : 40, 3, 128, 8, 2, true));
+  cases.push_back(layout_case("H1024-B1", small ? 5 : 17, 1, 128, 8, 0, false));
+  // H=256, g=8: k=32.
+  cases.push_back(layout_case("H256-fastest", small ? 8 : 40, B, 32, 8, 0, false));
+  cases.push_back(layout_case("H256-slowest", small ? 260 : 300, 2, 32, 8, 7, false));
+  // The shared-memory boundary: k=240 (float32: W_ii's chunks beyond the registers and the state
+  // fill what the block gets), at the H100 limit and with the limit exactly the shape's need.
+  Case wide = layout_case("k240", small ? 4 : 9, small ? 1 : 2, 240, 2, 0, false);
+  cases.push_back(wide);
+  if (auto s = cwrnn::cuda::choose_shape(240, wide.B, 2, acc_bytes, kH100Sms, kH100SharedLimit)) {
+    wide.name = "k240-exact-limit";
+    wide.shared_limit = s->shared_bytes;
+    cases.push_back(wide);
+  }
+  // Large batch: several rows per block (k=32: 8 rows of 64 lanes, a 512-thread block).
+  Case many = layout_case("H512-B300", small ? 4 : 6, small ? 6 : 300, 64, 8, 1, false);
+  if (small) many.sms = 2;
+  cases.push_back(many);
+  Case rows = layout_case("H256-8-rows", small ? 5 : 12, 16, 32, 8, 0, false);
+  rows.sms = 2;
+  cases.push_back(rows);
+  // 13 periods: 12 held terms; with one lane per unit (32-thread blocks), past the register slots
+  // (forward) and sums past them (backward).
+  for (int group : {0, 1}) {
+    Case many_periods = layout_case("13-periods", small ? 9 : 40, 5, 32, 13, group, group == 1);
+    many_periods.max_threads = 32;
+    cases.push_back(many_periods);
+  }
+  // W_ii read from global memory, and several passes (with the sums added at once).
+  Case global = layout_case("k150-global", small ? 4 : 12, 2, 150, 3, 0, true);
+  global.shared_limit = 8 * 1024;
+  cases.push_back(global);
+  Case passes = layout_case("k100-passes", small ? 5 : 12, 2, 100, 4, 0, false);
+  passes.max_threads = 64;
+  cases.push_back(passes);
+  return cases;
+}
+
+Case random_case(std::mt19937_64& rng, size_t acc_bytes) {
   auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   Case c{};
-  const int64_t k_choices[] = {1, 2, 3, 7, 31, 32, 33, 63, 64, 65, 100, 129, 150};
-  c.k = uniform(0, 3) == 0 ? k_choices[uniform(0, 12)] : uniform(1, 48);
+  c.name = "random";
+  const int64_t k_choices[] = {1, 2, 3, 7, 31, 32, 33, 63, 64, 65, 100, 129, 150, 200};
+  c.k = uniform(0, 2) == 0 ? k_choices[uniform(0, 13)] : uniform(1, 48);
   c.begin = uniform(0, 1) ? 0 : uniform(1, 5);
   c.H = c.begin + c.k + (uniform(0, 1) ? 0 : uniform(1, 5));
   c.T = uniform(0, 4) == 0 ? uniform(0, 3) : uniform(4, 40);
@@ -304,27 +396,38 @@ Case random_case(std::mt19937_64& rng, size_t acc_bytes, size_t scalar_bytes) {
   c.period = uniform(1, 7);
   c.first = uniform(0, c.period - 1);
   if (uniform(0, 9) == 0) c.first = c.T + uniform(0, 2);  // never ticks: h0 held throughout
+  if (uniform(0, 19) == 0) c.first = (int64_t(1) << 40) + uniform(0, 2);  // a period far past T
   c.relu = uniform(0, 1) == 1;
-  const int sms_choices[] = {1, 2, 5, 132};
-  c.sms = sms_choices[uniform(0, 3)];
-  // Shared memory: roomy; just under W_ii plus a few rows (non-resident); or W_ii plus a few rows.
-  const size_t w = static_cast<size_t>(c.k * c.k) * scalar_bytes, row = 2 * static_cast<size_t>(c.k) * acc_bytes;
-  switch (uniform(0, 2)) {
-    case 0: c.shared_limit = 232448; break;
-    case 1: c.shared_limit = std::max(row, w - 1) + row * static_cast<size_t>(uniform(0, 8)); break;
-    default: c.shared_limit = w + row * static_cast<size_t>(uniform(1, 8)); break;
+  const int64_t held = uniform(0, 5) == 0 ? uniform(5, 12) : uniform(0, 3);
+  for (int64_t j = 0; j < held; ++j) {
+    Held h;
+    h.period = c.period + uniform(0, 6);  // slower groups: never a shorter period
+    h.first = uniform(0, 7) == 0 ? c.T + uniform(0, 2) : uniform(0, h.period - 1);
+    if (uniform(0, 19) == 0) h.first = (int64_t(1) << 40) + uniform(0, 2);
+    h.width = c.begin + c.k + uniform(0, 3);
+    c.held.push_back(h);
   }
-  if (c.shared_limit < row) c.shared_limit = row;
+  const int sms_choices[] = {1, 2, 5, kH100Sms};
+  c.sms = sms_choices[uniform(0, 3)];
+  const int thread_choices[] = {512, 512, 512, 256, 128, 64};
+  c.max_threads = thread_choices[uniform(0, 5)];
+  // Shared memory: roomy, or between one row's state and all of W_ii (other placements of W_ii).
+  const size_t row = 2 * static_cast<size_t>(c.k + 128) * acc_bytes, w = static_cast<size_t>(c.k * c.k) * acc_bytes;
+  c.shared_limit = uniform(0, 1) == 0 ? kH100SharedLimit : row + static_cast<size_t>(uniform(0, static_cast<int64_t>(w)));
   return c;
 }
 
 template <typename scalar_t>
-void run_dtype(const char* name, int cases, uint64_t seed) {
-  using acc_t = typename cwrnn::cuda::detail::AccType<scalar_t>::type;
+void run_dtype(const char* name, int cases, uint64_t seed, bool production_only, bool small) {
   std::mt19937_64 rng(seed);
-  const int before = failures;
-  for (int i = 0; i < cases; ++i) run_case<scalar_t>(random_case(rng, sizeof(acc_t), sizeof(scalar_t)), rng, name);
-  std::printf("%-9s %d cases, %d mismatches\n", name, cases, failures - before);
+  const int before = failures, forward_before = failures_by_kernel["forward"];
+  int count = 0;
+  for (const Case& c : production_cases(sizeof(acc_type<scalar_t>), small)) run_case<scalar_t>(c, rng, name, seed + count++);
+  if (!production_only)
+    for (int i = 0; i < cases; ++i) run_case<scalar_t>(random_case(rng, sizeof(acc_type<scalar_t>)), rng, name, seed + count++);
+  const int forward = failures_by_kernel["forward"] - forward_before;
+  std::printf("%-9s %d cases, %d mismatches (forward %d, backward %d)\n", name, count, failures - before,
+              forward, failures - before - forward);
 }
 
 }  // namespace
@@ -332,13 +435,16 @@ void run_dtype(const char* name, int cases, uint64_t seed) {
 int main(int argc, char** argv) {
   const int cases = argc > 1 ? std::atoi(argv[1]) : 40;
   const uint64_t seed = argc > 2 ? std::strtoull(argv[2], nullptr, 10) : 1;
-  run_dtype<float>("float32", cases, seed);
-  run_dtype<double>("float64", cases, seed + 1);
-  run_dtype<c10::Half>("float16", cases / 2, seed + 2);
-  run_dtype<c10::BFloat16>("bfloat16", cases / 2, seed + 3);
-  std::printf("variants (rows/thread, W_ii resident): 1,yes %d  1,no %d  4,yes %d  4,no %d; column loop %d\n",
-              variants_seen[0][1], variants_seen[0][0], variants_seen[1][1], variants_seen[1][0],
-              column_loops_seen);
+  const std::string mode = argc > 3 ? argv[3] : "";
+  const bool production_only = mode == "production-only";
+  const bool small = mode == "small";
+  run_dtype<float>("float32", cases, seed, production_only, small);
+#ifndef CWRNN_EMULATE_FLOAT32_ONLY  // a quicker build, for the sanitizer and mutation runs
+  run_dtype<double>("float64", cases, seed + 1, production_only, small);
+  run_dtype<c10::Half>("float16", cases / 2, seed + 2, production_only, small);
+  run_dtype<c10::BFloat16>("bfloat16", cases / 2, seed + 3, production_only, small);
+#endif
+  for (const auto& [what, count] : covered) std::printf("covered: %s: %d\n", what.c_str(), count);
   std::printf(failures == 0 ? "OK\n" : "FAILED\n");
   return failures == 0 ? 0 : 1;
 }

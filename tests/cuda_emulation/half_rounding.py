@@ -1,8 +1,10 @@
 """Estimates the float16/bfloat16 output error of the CUDA path without a GPU: a float64
-time-major loop with exactly the roundings the CUDA forward makes (the precomputed input + bias +
-slower-group term `pre` rounded to the half type, the group's own state kept unrounded, the
-stored output rounded), compared with the float64 reference over tests/test_cuda.py's CONFIGS.
-Used to choose TOLERANCE there. Run: python tests/cuda_emulation/half_rounding.py
+time-major loop with exactly the roundings the CUDA forward makes (the input + bias term `pre` and
+each slower group's held term rounded to the half type and summed unrounded, the group's own state
+kept unrounded, the stored output rounded), compared with the float64 reference over tests/test_cuda.py's CONFIGS,
+against test_cuda.py's criterion for half types (helpers.assert_half_close: at most twice the
+error of PyTorch's own math in that dtype, here run on the CPU, plus 4 eps). Prints the worst ratio
+of error to what is allowed (< 1 passes). Run: python tests/cuda_emulation/half_rounding.py
 """
 import importlib.util
 import sys
@@ -11,6 +13,7 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # test_cuda imports tests/helpers.py
 spec = importlib.util.spec_from_file_location("test_cuda", HERE.parent / "test_cuda.py")
 tc = importlib.util.module_from_spec(spec)
 sys.modules["test_cuda"] = tc
@@ -49,10 +52,11 @@ def simulate(problem, dtype):
         for period, b0, b1 in groups:
             if t % period:
                 continue
-            pre = x[step] @ w_ih[b0:b1].t() + bias[b0:b1]
-            if b1 < hidden:
-                pre = pre + rounded[:, b1:] @ w_hh[b0:b1, b1:].t()
-            h = f(rd(pre) + state[:, b0:b1] @ w_hh[b0:b1, b0:b1].t())
+            pre = rd(x[step] @ w_ih[b0:b1].t() + bias[b0:b1])
+            for _, c0, c1 in groups:  # each slower group's held term, one rounded GEMM output
+                if c0 >= b1:
+                    pre = pre + rd(rounded[:, c0:c1] @ w_hh[b0:b1, c0:c1].t())
+            h = f(pre + state[:, b0:b1] @ w_hh[b0:b1, b0:b1].t())
             new_state[:, b0:b1], new_rounded[:, b0:b1] = h, rd(h)
         rounded, state = new_rounded, new_state
         outs.append(rounded)
@@ -67,19 +71,21 @@ def simulate(problem, dtype):
 def main():
     for dtype in (torch.float16, torch.bfloat16):
         worst, where = 0.0, None
+        atol = 4 * torch.finfo(dtype).eps
         for config in tc.CONFIGS:
-            if config.B > 100 or config.layout in ("big_k", "chunks"):
+            if config.B > 100 or config.layout in ("big_k", "chunks", "g8_1024", "boundary"):
                 continue  # slow here, and nothing new for rounding
             problem = tc.make_problem(config)
             ref_out, ref_h_n, _ = tc.reference_results(problem, dtype)
+            same_out, same_h_n, _ = tc.reference_results(problem, dtype, "cpu", dtype)
             out, h_n = simulate(problem, dtype)
-            for got, want in ((out, ref_out), (h_n, ref_h_n)):
+            for got, want, same in ((out, ref_out, same_out), (h_n, ref_h_n, same_h_n)):
                 if want.numel():
-                    error = (got - want).abs().max().item() / max(1.0, want.abs().max().item())
-                    if error > worst:
-                        worst, where = error, config.id()
-        print(f"{dtype}: worst simulated output error {worst:.2e} ({where}); "
-              f"tolerance {tc.TOLERANCE[dtype][0]:.0e}")
+                    want, same = want.double().cpu(), same.detach().double().cpu()
+                    ratio = ((got - want).abs() / (2 * (same - want).abs() + atol)).max().item()
+                    if ratio > worst:
+                        worst, where = ratio, config.id()
+        print(f"{dtype}: worst simulated output error / allowed = {worst:.3f} ({where}); < 1 passes")
 
 
 if __name__ == "__main__":
