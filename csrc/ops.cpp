@@ -33,18 +33,17 @@ TORCH_LIBRARY(cwrnn_ext, m) {
   // the active groups' rows are computed; the others hold hx. Returns h_next (B, H).
   m.def(
       "step(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, Tensor? bias_ih, "
-      "Tensor? bias_hh, int[] periods, int[] module_sizes, int t, Tensor? clocks, bool relu) "
+      "Tensor? bias_hh, int[] periods, int[] module_sizes, int t, Tensor? clocks, str nonlinearity) "
       "-> Tensor");
   // Gradients of step given dL/dh_next and h_next (output). Returns (grad_input, grad_hx,
   // grad_weight_ih, grad_weight_hh, grad_bias), each None unless asked for in output_mask.
   m.def(
       "step_backward(Tensor grad, Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, "
-      "Tensor output, int[] periods, int[] module_sizes, int t, Tensor? clocks, bool relu, "
+      "Tensor output, int[] periods, int[] module_sizes, int t, Tensor? clocks, str nonlinearity, "
       "bool[5] output_mask) -> (Tensor?, Tensor?, Tensor?, Tensor?, Tensor?)");
-  // forward, computed one step after another (for short sequences): the same results. The step
-  // ops still take `bool relu` (forward and backward take the nonlinearity's name).
+  // forward, computed one step after another (for short sequences): the same results.
   m.def(
       "forward_time_major(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, "
-      "Tensor? bias, int[] periods, int[] module_sizes, int t0, bool relu, Tensor? lengths) "
+      "Tensor? bias, int[] periods, int[] module_sizes, int t0, str nonlinearity, Tensor? lengths) "
       "-> (Tensor, Tensor)");
 }

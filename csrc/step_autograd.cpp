@@ -22,11 +22,12 @@ using torch::autograd::variable_list;
 using StepSignature = Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                              const std::optional<Tensor>&, const std::optional<Tensor>&,
                              c10::IntArrayRef, c10::IntArrayRef, int64_t,
-                             const std::optional<Tensor>&, bool);
+                             const std::optional<Tensor>&, c10::string_view);
 using StepBackwardSignature = StepGradients(const Tensor&, const Tensor&, const Tensor&,
                                             const Tensor&, const Tensor&, const Tensor&,
                                             c10::IntArrayRef, c10::IntArrayRef, int64_t,
-                                            const std::optional<Tensor>&, bool, StepGradientMask);
+                                            const std::optional<Tensor>&, c10::string_view,
+                                            StepGradientMask);
 
 const c10::TypedOperatorHandle<StepSignature>& step_op() {
   static const auto op =
@@ -51,15 +52,15 @@ class StepFunction : public torch::autograd::Function<StepFunction> {
                         const Tensor& weight_ih, const Tensor& weight_hh,
                         const std::optional<Tensor>& bias_ih, const std::optional<Tensor>& bias_hh,
                         c10::IntArrayRef periods, c10::IntArrayRef module_sizes, int64_t t,
-                        const std::optional<Tensor>& clocks, bool relu) {
+                        const std::optional<Tensor>& clocks, c10::string_view nonlinearity) {
     at::AutoDispatchBelowADInplaceOrView guard;
     Tensor output = step_op().call(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
-                                   module_sizes, t, clocks, relu);
+                                   module_sizes, t, clocks, nonlinearity);
     ctx->save_for_backward({input, hx, weight_ih, weight_hh, output, or_undefined(clocks)});
     ctx->saved_data["periods"] = periods.vec();
     ctx->saved_data["module_sizes"] = module_sizes.vec();
     ctx->saved_data["t"] = t;
-    ctx->saved_data["relu"] = relu;
+    ctx->saved_data["nonlinearity"] = std::string(nonlinearity);
     // Autograd numbers the inputs that are tensors; absent biases take no place.
     const int64_t bias_ih_edge = bias_ih ? 4 : -1;
     const int64_t bias_hh_edge = bias_hh ? (bias_ih ? 5 : 4) : -1;
@@ -79,7 +80,7 @@ class StepFunction : public torch::autograd::Function<StepFunction> {
         saved[5].defined() ? std::optional<Tensor>(saved[5]) : std::nullopt;
     const auto [grad_input, grad_hx, grad_w_ih, grad_w_hh, grad_bias] = step_backward_op().call(
         grads[0], saved[0], saved[1], saved[2], saved[3], saved[4], periods, module_sizes,
-        ctx->saved_data["t"].toInt(), clocks, ctx->saved_data["relu"].toBool(), mask);
+        ctx->saved_data["t"].toInt(), clocks, ctx->saved_data["nonlinearity"].toStringRef(), mask);
     const Tensor bias = or_undefined(grad_bias);
     // One gradient per argument of forward, undefined for the ones that are not tensors.
     return {or_undefined(grad_input), or_undefined(grad_hx), or_undefined(grad_w_ih),
@@ -92,17 +93,17 @@ Tensor step_autograd(const Tensor& input, const Tensor& hx, const Tensor& weight
                      const Tensor& weight_hh, const std::optional<Tensor>& bias_ih,
                      const std::optional<Tensor>& bias_hh, c10::IntArrayRef periods,
                      c10::IntArrayRef module_sizes, int64_t t, const std::optional<Tensor>& clocks,
-                     bool relu) {
+                     c10::string_view nonlinearity) {
   const bool track = at::GradMode::is_enabled() &&
                      (input.requires_grad() || hx.requires_grad() || weight_ih.requires_grad() ||
                       weight_hh.requires_grad() || requires_grad(bias_ih) || requires_grad(bias_hh));
   if (!track) {  // inference: no graph node, no saved tensors
     at::AutoDispatchBelowADInplaceOrView guard;
     return step_op().call(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
-                          t, clocks, relu);
+                          t, clocks, nonlinearity);
   }
   return StepFunction::apply(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
-                             module_sizes, t, clocks, relu);
+                             module_sizes, t, clocks, nonlinearity);
 }
 
 // The backward op has no derivative of its own: rather than letting autograd treat it as a
@@ -113,11 +114,11 @@ class StepBackwardFunction : public torch::autograd::Function<StepBackwardFuncti
                                const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
                                const Tensor& output, c10::IntArrayRef periods,
                                c10::IntArrayRef module_sizes, int64_t t,
-                               const std::optional<Tensor>& clocks, bool relu,
+                               const std::optional<Tensor>& clocks, c10::string_view nonlinearity,
                                StepGradientMask mask) {
     at::AutoDispatchBelowADInplaceOrView guard;
     const auto grads = step_backward_op().call(grad, input, hx, weight_ih, weight_hh, output,
-                                               periods, module_sizes, t, clocks, relu, mask);
+                                               periods, module_sizes, t, clocks, nonlinearity, mask);
     // Only the gradients asked for, in order: autograd cannot wrap an undefined output.
     variable_list defined;
     for (const auto& g : {std::get<0>(grads), std::get<1>(grads), std::get<2>(grads),
@@ -138,7 +139,7 @@ StepGradients step_backward_autograd(const Tensor& grad, const Tensor& input, co
                                      const Tensor& weight_ih, const Tensor& weight_hh,
                                      const Tensor& output, c10::IntArrayRef periods,
                                      c10::IntArrayRef module_sizes, int64_t t,
-                                     const std::optional<Tensor>& clocks, bool relu,
+                                     const std::optional<Tensor>& clocks, c10::string_view nonlinearity,
                                      StepGradientMask mask) {
   const bool track = at::GradMode::is_enabled() &&
                      (grad.requires_grad() || input.requires_grad() || hx.requires_grad() ||
@@ -146,10 +147,10 @@ StepGradients step_backward_autograd(const Tensor& grad, const Tensor& input, co
   if (!track) {
     at::AutoDispatchBelowADInplaceOrView guard;
     return step_backward_op().call(grad, input, hx, weight_ih, weight_hh, output, periods,
-                                   module_sizes, t, clocks, relu, mask);
+                                   module_sizes, t, clocks, nonlinearity, mask);
   }
   const auto grads = StepBackwardFunction::apply(grad, input, hx, weight_ih, weight_hh, output,
-                                                 periods, module_sizes, t, clocks, relu, mask);
+                                                 periods, module_sizes, t, clocks, nonlinearity, mask);
   size_t next = 0;
   const auto optional = [&](size_t i) {
     return mask[i] ? std::optional<Tensor>(grads[next++]) : std::nullopt;

@@ -86,7 +86,5 @@ def _run_layer(op: str, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, perio
         hx = input.new_zeros(batch, hidden)
     bias = bias_ih if bias_hh is None else (bias_hh if bias_ih is None else bias_ih + bias_hh)
     lengths = None if args.lengths is None else args.lengths.to(input.device)
-    # forward takes the nonlinearity's name; forward_time_major (a step op) still a bool.
-    nonlinearity = args.nonlinearity if op == "forward" else args.nonlinearity == "relu"
     return getattr(torch.ops.cwrnn_ext, op)(input, hx, weight_ih, weight_hh, bias, args.periods,
-                                            args.module_sizes, args.t0, nonlinearity, lengths)
+                                            args.module_sizes, args.t0, args.nonlinearity, lengths)

@@ -102,23 +102,17 @@ if KERNELS_LOADED:
 
     @torch.library.register_fake("cwrnn_ext::step")
     def _step_fake(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
-                   clocks, relu):
+                   clocks, nonlinearity):
         return hx.new_empty(input.shape[0], weight_hh.shape[0])
 
     @torch.library.register_fake("cwrnn_ext::step_backward")
     def _step_backward_fake(grad, input, hx, weight_ih, weight_hh, output, periods, module_sizes,
-                            t, clocks, relu, output_mask):
+                            t, clocks, nonlinearity, output_mask):
         grads = (input.new_empty(input.shape), hx.new_empty(hx.shape),
                  weight_ih.new_empty(weight_ih.shape), weight_hh.new_empty(weight_hh.shape),
                  weight_hh.new_empty(weight_hh.shape[0]))
         return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
 
-    def _setup_time_major_context(ctx, inputs, output):
-        # forward_time_major takes the step ops' `bool relu`; its backward is the sequence
-        # backward, which takes the nonlinearity's name.
-        *leading, relu, lengths = inputs
-        _setup_context(ctx, (*leading, "relu" if relu else "tanh", lengths), output)
-
     torch.library.register_fake("cwrnn_ext::forward_time_major")(_forward_fake)
     torch.library.register_autograd("cwrnn_ext::forward_time_major", _backward,
-                                    setup_context=_setup_time_major_context)
+                                    setup_context=_setup_context)

@@ -77,7 +77,7 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
     device and dtype, else the reference (as `clockwork_rnn` decides, warning once)."""
     if (input.is_cpu and input.dtype in _CPU_STEP_DTYPES) or step_kernel_supports(input.device, input.dtype):
         return _STEP_OP(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
-                        clocks, nonlinearity == "relu")
+                        clocks, nonlinearity)
     # No kernel: one-step sequences through clockwork_rnn's fallback, one per row when the rows'
     # clocks differ (slow, as every fallback is).
     if clocks is None:

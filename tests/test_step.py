@@ -91,7 +91,7 @@ def test_without_some_bias_and_hx(bias_ih, bias_hh):
         for h in (hx, None):
             got = torch.ops.cwrnn_ext.step(x, h if h is not None else torch.zeros_like(hx), cell.weight_ih,
                                            cell.weight_hh, b_ih, b_hh, cell.periods, cell.module_sizes, t,
-                                           None, False)
+                                           None, "tanh")
             expected = reference.clockwork_rnn(x[None], h, cell.weight_ih, cell.weight_hh, b_ih, b_hh,
                                                cell.periods, cell.module_sizes, t)[1]
             assert_close(got, expected, what=f"t={t} hx={'given' if h is not None else 'None'}")
@@ -116,7 +116,7 @@ def test_unbatched_and_noncontiguous():
     w_hh = cell.weight_hh.detach().t().contiguous().t()
     for t in range(4):
         got = torch.ops.cwrnn_ext.step(xs, hs, w_ih, w_hh, cell.bias_ih, cell.bias_hh, cell.periods,
-                                       cell.module_sizes, t, None, False)
+                                       cell.module_sizes, t, None, "tanh")
         assert_close(got, reference_step(cell, xs.contiguous(), hs.contiguous(), t), what=f"strided t={t}")
 
 
@@ -185,7 +185,7 @@ def test_op_clock_is_t_plus_row_clock():
     x, hx = random_state(4, cell, F64, seed=8)
     clocks = torch.tensor([0, 1, 5, 2**62])
     for t in (0, 3, 2**62):
-        got = torch.ops.cwrnn_ext.step(x, hx, *cell_args(cell), t, clocks, False)
+        got = torch.ops.cwrnn_ext.step(x, hx, *cell_args(cell), t, clocks, "tanh")
         for b in range(4):
             clock = (t + int(clocks[b])) % 21
             assert_close(got[b:b + 1], reference_step(cell, x[b:b + 1], hx[b:b + 1], clock), what=f"t={t} row {b}")
@@ -284,7 +284,7 @@ def test_gradcheck(per_row, nonlinearity):
     tensors = [t.requires_grad_() for t in (x, hx, w_ih, w_hh, b_ih, b_hh)]
 
     def f(*a):
-        return torch.ops.cwrnn_ext.step(*a[:4], a[4], a[5], periods, sizes, 2, clocks, nonlinearity == "relu")
+        return torch.ops.cwrnn_ext.step(*a[:4], a[4], a[5], periods, sizes, 2, clocks, nonlinearity)
 
     assert torch.autograd.gradcheck(f, tensors, eps=1e-6, atol=1e-7, rtol=1e-5)
     assert torch.autograd.gradcheck(lambda x, h, wi, wh: f(x, h, wi, wh, None, None), tensors[:4],
@@ -305,7 +305,7 @@ def step_op_arguments(per_row, bias=True, requires_grad=True, B=3):
     args = [t.detach().clone().requires_grad_(requires_grad) for t in (x, hx, cell.weight_ih, cell.weight_hh)]
     biases = [cell.bias_ih.detach().clone().requires_grad_(requires_grad), None] if bias else [None, None]
     clocks = torch.tensor([0, 1, 5][:B], dtype=torch.int64) if per_row else None
-    return (*args, *biases, cell.periods, cell.module_sizes, 3, clocks, False)
+    return (*args, *biases, cell.periods, cell.module_sizes, 3, clocks, "tanh")
 
 
 @pytest.mark.parametrize("requires_grad", [False, True], ids=["nograd", "grad"])
@@ -325,11 +325,11 @@ def test_opcheck_step_backward(per_row, mask):
     args = step_op_arguments(per_row, requires_grad=False)
     output = torch.ops.cwrnn_ext.step(*args)
     grad = torch.randn_like(output)
-    x, hx, w_ih, w_hh, _, _, periods, sizes, t, clocks, relu = args
+    x, hx, w_ih, w_hh, _, _, periods, sizes, t, clocks, nonlinearity = args
     torch.library.opcheck(torch.ops.cwrnn_ext.step_backward,
-                          (grad, x, hx, w_ih, w_hh, output, periods, sizes, t, clocks, relu, list(mask)))
+                          (grad, x, hx, w_ih, w_hh, output, periods, sizes, t, clocks, nonlinearity, list(mask)))
     grads = torch.ops.cwrnn_ext.step_backward(grad, x, hx, w_ih, w_hh, output, periods, sizes, t, clocks,
-                                              relu, list(mask))
+                                              nonlinearity, list(mask))
     assert [g is not None for g in grads] == list(mask)
 
 
@@ -407,7 +407,7 @@ def test_opcheck_forward_time_major():
     problem = make_problem(6, 3, 4, 7, [1, 2, 3], [2, 3, 2], dtype=F64, seed=3)
     bias = (problem.bias_ih + problem.bias_hh).detach().requires_grad_()
     args = (problem.input, problem.hx, problem.weight_ih, problem.weight_hh, bias, [1, 2, 3], [2, 3, 2], 1,
-            False, torch.tensor([6, 0, 3]))
+            "tanh", torch.tensor([6, 0, 3]))
     torch.library.opcheck(torch.ops.cwrnn_ext.forward_time_major, args)
 
 
@@ -482,7 +482,7 @@ def raw_step(**overrides):
     cell = make_cell("harmonic", F32)
     args = dict(input=torch.randn(3, cell.input_size), hx=torch.randn(3, 16), weight_ih=cell.weight_ih.detach(),
                 weight_hh=cell.weight_hh.detach(), bias_ih=None, bias_hh=None, periods=cell.periods,
-                module_sizes=cell.module_sizes, t=0, clocks=None, relu=False)
+                module_sizes=cell.module_sizes, t=0, clocks=None, nonlinearity="tanh")
     args.update(overrides)
     return torch.ops.cwrnn_ext.step(*args.values())
 
@@ -500,8 +500,9 @@ def raw_step(**overrides):
     (dict(module_sizes=[4, 4, 4, 5]), r"module_sizes|hidden_size"),
     (dict(periods=[1, 2, 0, 8]), r"periods"),
     (dict(periods=[4, 2, 1, 8]), r"periods"),
+    (dict(nonlinearity="sigmoid"), r"nonlinearity"),
 ], ids=["clocks-shape", "clocks-int32", "clocks-negative", "t-negative", "hx-shape", "input-3d",
-        "weight_ih-shape", "bias_hh-shape", "hx-dtype", "sizes-sum", "period-zero", "periods-unsorted"])
+        "weight_ih-shape", "bias_hh-shape", "hx-dtype", "sizes-sum", "period-zero", "periods-unsorted", "nonlinearity"])
 def test_raw_step_op_refuses(overrides, match):
     """The op itself, bypassing every Python check: a RuntimeError naming the argument, never a crash."""
     with pytest.raises(RuntimeError, match=match):

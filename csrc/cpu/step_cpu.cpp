@@ -121,9 +121,10 @@ Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
                 const Tensor& weight_hh, const std::optional<Tensor>& bias_ih,
                 const std::optional<Tensor>& bias_hh, c10::IntArrayRef periods,
                 c10::IntArrayRef module_sizes, int64_t t, const std::optional<Tensor>& clocks,
-                bool relu) {
+                c10::string_view nonlinearity) {
   check_cpu(input);
   check_step_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, t, clocks);
+  const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
   if (use_generic())
     return step_generic(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
                         clocks, relu);
@@ -179,8 +180,10 @@ std::tuple<Tensor, Tensor> forward_time_major_cpu(const Tensor& input, const Ten
                                                   const std::optional<Tensor>& bias,
                                                   c10::IntArrayRef periods,
                                                   c10::IntArrayRef module_sizes, int64_t t0,
-                                                  bool relu, const std::optional<Tensor>& lengths) {
+                                                  c10::string_view nonlinearity,
+                                                  const std::optional<Tensor>& lengths) {
   check_cpu(input);
+  const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
   TORCH_CHECK(input.dim() == 3, "input must be 3-D (T, B, I), got ", input.sizes());
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   check_layer_tensors(input, B, input.size(2), hx, weight_ih, weight_hh, bias, std::nullopt);
@@ -245,9 +248,10 @@ StepGradients step_backward_cpu(const Tensor& grad, const Tensor& input, const T
                                 const Tensor& weight_ih, const Tensor& weight_hh,
                                 const Tensor& output, c10::IntArrayRef periods,
                                 c10::IntArrayRef module_sizes, int64_t t,
-                                const std::optional<Tensor>& clocks, bool relu,
-                                StepGradientMask mask) {
+                                const std::optional<Tensor>& clocks,
+                                c10::string_view nonlinearity, StepGradientMask mask) {
   check_cpu(input);
+  const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
   check_step_arguments(input, hx, weight_ih, weight_hh, std::nullopt, std::nullopt, t, clocks);
   check_step_tensor(grad, "grad", input);
   check_step_tensor(output, "output", input);

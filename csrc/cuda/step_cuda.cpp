@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
+#include "../schedule.h"
 #include "../step_arguments.h"
 #include "../step_generic.h"
 
@@ -27,8 +28,9 @@ Tensor step_cuda(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
                  const Tensor& weight_hh, const std::optional<Tensor>& bias_ih,
                  const std::optional<Tensor>& bias_hh, c10::IntArrayRef periods,
                  c10::IntArrayRef module_sizes, int64_t t, const std::optional<Tensor>& clocks,
-                 bool relu) {
+                 c10::string_view nonlinearity) {
   check_cuda(input);
+  const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
   check_step_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, t, clocks);
   const c10::cuda::CUDAGuard guard(input.device());
   return step_generic(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
@@ -39,9 +41,10 @@ StepGradients step_backward_cuda(const Tensor& grad, const Tensor& input, const 
                                  const Tensor& weight_ih, const Tensor& weight_hh,
                                  const Tensor& output, c10::IntArrayRef periods,
                                  c10::IntArrayRef module_sizes, int64_t t,
-                                 const std::optional<Tensor>& clocks, bool relu,
-                                 StepGradientMask mask) {
+                                 const std::optional<Tensor>& clocks,
+                                 c10::string_view nonlinearity, StepGradientMask mask) {
   check_cuda(input);
+  const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
   check_step_arguments(input, hx, weight_ih, weight_hh, std::nullopt, std::nullopt, t, clocks);
   check_step_tensor(grad, "grad", input);
   check_step_tensor(output, "output", input);
