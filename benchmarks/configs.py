@@ -1,14 +1,14 @@
-"""What to measure: problem sizes, the sweeps behind the plots, the CPU targets, and the three
-run modes (smoke, quick, full)."""
+"""What to measure: problem sizes, the sweeps behind the plots, the CPU targets, the extra rows
+(measured, no target), and the three run modes (smoke, quick, full)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import MISSING, dataclass, fields, replace
 from typing import Dict, List, Optional, Tuple
 
 from cwrnn_ext import exponential_periods, split_evenly
 
 PASSES = ("forward", "forward_backward")
-CONFIG_FIELDS = ("batch", "steps", "input_size", "hidden_size", "num_modules", "dtype")
+CONFIG_FIELDS = ("batch", "steps", "input_size", "hidden_size", "num_modules", "dtype", "bidirectional")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,11 @@ class Config:
     hidden_size: int
     num_modules: int
     dtype: str = "float32"
+    bidirectional: bool = False  # every model as a bidirectional layer of this H per direction
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
 
     @property
     def periods(self) -> List[int]:
@@ -31,12 +36,22 @@ class Config:
 
     def matches(self, record: dict) -> bool:
         """Whether a result record (a flat dict with the same field names) is for this config."""
-        return all(record[name] == getattr(self, name) for name in CONFIG_FIELDS)
+        return record_config_key(record) == tuple(getattr(self, name) for name in CONFIG_FIELDS)
 
     @property
     def label(self) -> str:
         return (f"B={self.batch} T={self.steps} I={self.input_size} H={self.hidden_size} "
-                f"g={self.num_modules} {self.dtype}")
+                f"g={self.num_modules} {self.dtype}" + (" bidirectional" if self.bidirectional else ""))
+
+
+# A field added to Config after results were committed reads as its default in older records.
+_FIELD_DEFAULTS = {f.name: f.default for f in fields(Config) if f.default is not MISSING}
+
+
+def record_config_key(record: dict) -> tuple:
+    """The CONFIG_FIELDS values of a result record, defaults filled in for records that predate a field."""
+    return tuple(record[name] if name not in _FIELD_DEFAULTS else record.get(name, _FIELD_DEFAULTS[name])
+                 for name in CONFIG_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -57,9 +72,19 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Extra:
+    """A configuration measured for its own table and the targets plot, with no target and no
+    verdict (e.g. the bidirectional layer at a target's size)."""
+    name: str
+    config: Config
+    models: Optional[Tuple[str, ...]] = None  # None: every model
+
+
+@dataclass(frozen=True)
 class Plan:
     mode: str
     targets: Tuple[Target, ...]
+    extras: Tuple[Extra, ...]
     sweeps: Tuple[Sweep, ...]
     min_run_time: float             # seconds per Timer measurement
     min_repeats: int                # at least this many timed calls per median
@@ -82,6 +107,8 @@ CPU_TARGETS = (
     Target("e", TARGET_E, "forward_backward", 6.0),
 )
 TARGET_THREADS = 2
+# The bidirectional layer at target (a)/(b)'s size, against nn.RNN / nn.LSTM(bidirectional=True).
+BIDIRECTIONAL_A = replace(TARGET_A, bidirectional=True)
 
 
 def one_axis_sweeps(base: Config, hidden: Tuple[int, ...], modules: Tuple[int, ...],
@@ -102,31 +129,35 @@ def smoke_plan() -> Plan:
                Target("c", replace(base, steps=8), "forward", 30.0),
                Target("d", replace(base, hidden_size=8), "forward", 4.4),
                Target("e", replace(base, num_modules=2), "forward_backward", 6.0))
+    extras = (Extra("bidirectional", replace(base, bidirectional=True)),)  # every model
     sweeps = one_axis_sweeps(base, hidden=(8, 16), modules=(2, 4), steps=(8, 16))
-    return Plan("smoke", targets, tuple(sweeps), min_run_time=0.001, min_repeats=1, rounds=1,
+    return Plan("smoke", targets, extras, tuple(sweeps), min_run_time=0.001, min_repeats=1, rounds=1,
                 max_run_time=1.0, reference_limit=None)
 
 
 def quick_plan() -> Plan:
-    """The CPU targets with every model, plus small sweeps (kernel, nn.RNN, nn.LSTM) for the plots
-    (targets d and e are sweep points)."""
+    """The CPU targets with every model, target (a)'s size as a bidirectional layer, plus small
+    sweeps (kernel, nn.RNN, nn.LSTM) for the plots (targets d and e are sweep points)."""
     base = Config(batch=32, steps=256, input_size=64, hidden_size=256, num_modules=8)
     sweeps = one_axis_sweeps(base, hidden=(128, 256, 512), modules=(4, 8, 12), steps=(128, 256, 512),
                              models=("cwrnn", "rnn", "lstm"))
+    extras = (Extra("bidirectional", BIDIRECTIONAL_A, ("cwrnn", "rnn", "lstm")),)
     # The reference is a Python loop over dense steps: run it only where that takes under a second.
-    return Plan("quick", CPU_TARGETS, tuple(sweeps), min_run_time=0.3, min_repeats=4, rounds=2,
+    return Plan("quick", CPU_TARGETS, extras, tuple(sweeps), min_run_time=0.3, min_repeats=4, rounds=2,
                 max_run_time=5.0, reference_limit=1.5e9)
 
 
 def full_plan() -> Plan:
-    """Every model over hidden size, number of modules and length, for batch 32 and batch 1."""
+    """Every model over hidden size, number of modules and length, for batch 32 and batch 1, and
+    at target (a)'s size as a bidirectional layer."""
     batched = Config(batch=32, steps=512, input_size=64, hidden_size=512, num_modules=8)
     single = Config(batch=1, steps=2048, input_size=16, hidden_size=256, num_modules=8)
     sweeps = (one_axis_sweeps(batched, hidden=(128, 256, 512, 1024), modules=(4, 8, 12),
                               steps=(128, 256, 512, 1024, 2048))
               + one_axis_sweeps(single, hidden=(128, 256, 512, 1024), modules=(4, 8, 12),
                                 steps=(256, 512, 1024, 2048, 4096)))
-    return Plan("full", CPU_TARGETS, tuple(sweeps), min_run_time=1.0, min_repeats=6, rounds=3,
+    extras = (Extra("bidirectional", BIDIRECTIONAL_A),)
+    return Plan("full", CPU_TARGETS, extras, tuple(sweeps), min_run_time=1.0, min_repeats=6, rounds=3,
                 max_run_time=30.0, reference_limit=None)
 
 

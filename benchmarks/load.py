@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional
 
+from .configs import record_config_key
+
 
 def available_cores() -> int:
     try:
@@ -126,7 +128,7 @@ def config_loads(records: List[dict]) -> List[dict]:
     """The load measured during each configuration (all its records carry the same)."""
     loads = {}
     for r in records:
-        key = (r["dtype"], r["batch"], r["steps"], r["input_size"], r["hidden_size"], r["num_modules"])
+        key = record_config_key(r)
         loads[key] = {"other_cores": r["other_cores"], "load_1min": r["load_1min"], "busy": r["load_busy"],
                       "threshold": r["load_threshold"]}
     return list(loads.values())

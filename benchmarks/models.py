@@ -2,7 +2,8 @@
 time-major input (T, B, I) -> (output (T, B, H), h_n).
 
 The three CW-RNN variants (kernel, pure-PyTorch reference, naive dense-masked) share identical
-weights, so the benchmark can check they compute the same thing before timing them.
+weights, so the benchmark can check they compute the same thing before timing them. A bidirectional
+Config makes every model a bidirectional layer: output (T, B, 2H), h_n (2, B, H).
 """
 from __future__ import annotations
 
@@ -30,57 +31,74 @@ MODEL_NAMES = tuple(MODEL_LABELS)
 CLOCKWORK_MODELS = ("cwrnn", "cwrnn_reference", "cwrnn_naive")
 
 
-class NaiveClockworkRNN(nn.Module):
-    """A CW-RNN the way most public code writes it: in a Python loop, the full H x H product at
-    every step, then the inactive modules' units are put back to their held values.
-
-    Parameters are named as in nn.RNN, so `load_state_dict(ClockworkRNN(...).state_dict())` works.
-    """
+class _OneLayerClockwork(nn.Module):
+    """A one-layer CW-RNN written out in Python, optionally bidirectional. Parameters are named as
+    in nn.RNN (`weight_ih_l0`, ..., and `..._reverse` when bidirectional), so
+    `load_state_dict(ClockworkRNN(...).state_dict())` works. Subclasses compute one direction."""
 
     def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int],
-                 module_sizes: Sequence[int], device=None, dtype=None):
+                 module_sizes: Sequence[int], bidirectional: bool = False, device=None, dtype=None):
         super().__init__()
         factory = {"device": device, "dtype": dtype}
-        self.weight_ih_l0 = nn.Parameter(torch.zeros(hidden_size, input_size, **factory))
-        self.weight_hh_l0 = nn.Parameter(torch.zeros(hidden_size, hidden_size, **factory))
-        self.bias_ih_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
-        self.bias_hh_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
+        self.periods, self.module_sizes = list(periods), list(module_sizes)
+        self.suffixes = ("", "_reverse") if bidirectional else ("",)
+        for suffix in self.suffixes:
+            self.register_parameter("weight_ih_l0" + suffix, nn.Parameter(torch.zeros(hidden_size, input_size, **factory)))
+            self.register_parameter("weight_hh_l0" + suffix, nn.Parameter(torch.zeros(hidden_size, hidden_size, **factory)))
+            self.register_parameter("bias_ih_l0" + suffix, nn.Parameter(torch.zeros(hidden_size, **factory)))
+            self.register_parameter("bias_hh_l0" + suffix, nn.Parameter(torch.zeros(hidden_size, **factory)))
+
+    def direction(self, input, weight_ih, weight_hh, bias_ih, bias_hh):
+        """(output (T, B, H), h_n (B, H)) of one direction over `input` in its own time order."""
+        raise NotImplementedError
+
+    def forward(self, input: torch.Tensor):
+        """(output (T, B, H * directions), h_n (directions, B, H)), as nn.RNN."""
+        outputs, finals = [], []
+        for suffix in self.suffixes:
+            weights = [getattr(self, f"{name}_l0{suffix}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            # Every sequence here is full length, so running it backwards is flipping time.
+            reverse = suffix == "_reverse"
+            output, h = self.direction(input.flip(0) if reverse else input, *weights)
+            outputs.append(output.flip(0) if reverse else output)
+            finals.append(h.reshape(h.shape[-2:]))
+        if len(outputs) == 1:  # no copy of the output for a single direction
+            return outputs[0], finals[0].unsqueeze(0)
+        return torch.cat(outputs, dim=2), torch.stack(finals)
+
+
+class NaiveClockworkRNN(_OneLayerClockwork):
+    """A CW-RNN the way most public code writes it: in a Python loop, the full H x H product at
+    every step, then the inactive modules' units are put back to their held values."""
+
+    def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int],
+                 module_sizes: Sequence[int], bidirectional: bool = False, device=None, dtype=None):
+        super().__init__(input_size, hidden_size, periods, module_sizes, bidirectional, device, dtype)
         self.register_buffer("mask", allowed_mask(periods, module_sizes, device).to(dtype), persistent=False)
         self.register_buffer("unit_period", unit_periods(periods, module_sizes, device), persistent=False)
 
-    def forward(self, input: torch.Tensor):
+    def direction(self, input, weight_ih, weight_hh, bias_ih, bias_hh):
         steps, batch, _ = input.shape
-        hidden = self.weight_hh_l0.shape[0]
-        weight_hh = self.weight_hh_l0 * self.mask  # masking keeps the slow->fast structure
-        bias = self.bias_ih_l0 + self.bias_hh_l0
+        hidden = weight_hh.shape[0]
+        weight_hh = weight_hh * self.mask  # masking keeps the slow->fast structure
+        bias = bias_ih + bias_hh
         active = torch.arange(steps, device=input.device)[:, None] % self.unit_period == 0  # (T, H)
         h = input.new_zeros(batch, hidden)
         outputs = []
         for t in range(steps):
-            candidate = torch.tanh(nn.functional.linear(input[t], self.weight_ih_l0, bias)
+            candidate = torch.tanh(nn.functional.linear(input[t], weight_ih, bias)
                                    + nn.functional.linear(h, weight_hh))
             h = torch.where(active[t], candidate, h)
             outputs.append(h)
         return torch.stack(outputs), h
 
 
-class ReferenceClockworkRNN(nn.Module):
+class ReferenceClockworkRNN(_OneLayerClockwork):
     """`cwrnn_ext.reference.clockwork_rnn` (the library's pure-PyTorch definition) as a module."""
 
-    def __init__(self, input_size: int, hidden_size: int, periods: Sequence[int],
-                 module_sizes: Sequence[int], device=None, dtype=None):
-        super().__init__()
-        factory = {"device": device, "dtype": dtype}
-        self.periods, self.module_sizes = list(periods), list(module_sizes)
-        self.weight_ih_l0 = nn.Parameter(torch.zeros(hidden_size, input_size, **factory))
-        self.weight_hh_l0 = nn.Parameter(torch.zeros(hidden_size, hidden_size, **factory))
-        self.bias_ih_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
-        self.bias_hh_l0 = nn.Parameter(torch.zeros(hidden_size, **factory))
-
-    def forward(self, input: torch.Tensor):
-        return cwrnn_ext.reference.clockwork_rnn(input, None, self.weight_ih_l0, self.weight_hh_l0,
-                                                 self.bias_ih_l0, self.bias_hh_l0, self.periods,
-                                                 self.module_sizes)
+    def direction(self, input, weight_ih, weight_hh, bias_ih, bias_hh):
+        return cwrnn_ext.reference.clockwork_rnn(input, None, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                 self.periods, self.module_sizes)
 
 
 @dataclass
@@ -102,30 +120,33 @@ class BenchModel:
 
 def build_models(config: Config, names: Iterable[str], device: torch.device, dtype: torch.dtype,
                  seed: int = 0) -> Dict[str, BenchModel]:
-    """The requested models for `config`, on `device` in `dtype`, CW-RNN variants sharing weights."""
+    """The requested models for `config`, on `device` in `dtype`, CW-RNN variants sharing weights;
+    bidirectional layers (H per direction) when `config.bidirectional`."""
     torch.manual_seed(seed)
     factory = {"device": device, "dtype": dtype}
-    I, H = config.input_size, config.hidden_size
+    I, H, bidirectional = config.input_size, config.hidden_size, config.bidirectional
     layout = (config.periods, config.module_sizes)
-    cw_params = cwrnn_parameter_count(*layout, I)
+    cw_params = cwrnn_parameter_count(*layout, I)  # per direction
     names = list(names)
     # Only when a CW-RNN variant is asked for: a model measured alone in a fresh process must not
     # find the heap shaped by another model's buffers (freeing them moves glibc's mmap threshold).
-    kernel = (cwrnn_ext.ClockworkRNN(I, H, periods=config.periods, module_sizes=config.module_sizes, **factory)
+    kernel = (cwrnn_ext.ClockworkRNN(I, H, periods=config.periods, module_sizes=config.module_sizes,
+                                     bidirectional=bidirectional, **factory)
               if any(name in CLOCKWORK_MODELS for name in names) else None)
     models: Dict[str, BenchModel] = {}
     for name in names:
         if name == "cwrnn":
-            models[name] = BenchModel(name, kernel, H, cw_params)
+            models[name] = BenchModel(name, kernel, H, cw_params * config.directions)
         elif name in ("cwrnn_reference", "cwrnn_naive"):
             cls = ReferenceClockworkRNN if name == "cwrnn_reference" else NaiveClockworkRNN
-            module = cls(I, H, *layout, **factory)
+            module = cls(I, H, *layout, bidirectional, **factory)
             module.load_state_dict(kernel.state_dict())
-            models[name] = BenchModel(name, module, H, cw_params)
+            models[name] = BenchModel(name, module, H, cw_params * config.directions)
         elif name in ("rnn", "lstm", "lstm_same_params"):
+            # Same parameters per direction is the same parameters in all.
             hidden = lstm_hidden_for_params(cw_params, I) if name == "lstm_same_params" else H
             cls = nn.RNN if name == "rnn" else nn.LSTM
-            module = cls(I, hidden, **factory)
+            module = cls(I, hidden, bidirectional=bidirectional, **factory)
             models[name] = BenchModel(name, module, hidden, sum(p.numel() for p in module.parameters()))
         else:
             raise ValueError(f"unknown model {name!r}; expected one of {MODEL_NAMES}")

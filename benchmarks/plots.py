@@ -2,7 +2,8 @@
 
 - `..._targets.png`: the target configurations, each model side by side (kernel, dense-masked
   CW-RNN, nn.RNN, nn.LSTM): time per call, and speed-up over nn.RNN with the work ratio and the
-  target marked.
+  target marked; then the plan's extra rows (the bidirectional layer at target (a)'s size), each
+  pass a group, with no target.
 - `..._speedup_vs_hidden.png`, `..._speedup_vs_modules.png`: speed-up over nn.RNN along a sweep.
 - `..._time_vs_length.png`: time per call against sequence length.
 
@@ -13,6 +14,7 @@ every tick labelled. The title says so when other processes competed for the cor
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -186,25 +188,49 @@ def panel_title(sweep: Sweep) -> str:
     return " ".join(fixed.values())
 
 
-def target_label(target, config: Config) -> str:
-    return (f"({target.key}) {PASS_LABEL[target.pass_name]}\nB={config.batch} T={config.steps} "
-            f"I={config.input_size}\nH={config.hidden_size} g={config.num_modules}")
+@dataclass(frozen=True)
+class Group:
+    """One group of bars in the targets plot: a target, or an extra row's pass (no minimum)."""
+    label: str
+    config: Config
+    pass_name: str
+    minimum: Optional[float]
+
+
+def size_label(config: Config) -> str:
+    return f"B={config.batch} T={config.steps} I={config.input_size}\nH={config.hidden_size} g={config.num_modules}"
+
+
+def target_groups(plan: Plan, records: List[dict], dtype: str) -> List[Group]:
+    """Every target, then each extra row's passes that were measured (a result file from before an
+    extra row existed draws without it)."""
+    groups = [Group(f"({t.key}) {PASS_LABEL[t.pass_name]}\n{size_label(t.config)}", with_dtype(t.config, dtype),
+                    t.pass_name, t.minimum) for t in plan.targets]
+    for extra in plan.extras:
+        config = with_dtype(extra.config, dtype)
+        for pass_name in PASSES:
+            if any(record_of(records, config, m, pass_name) for m in TARGET_MODELS):
+                groups.append(Group(f"{extra.name}, {PASS_LABEL[pass_name]}\n{size_label(config)}\n(no target)",
+                                    config, pass_name, None))
+    return groups
 
 
 def plot_targets(axes, plan: Plan, records: List[dict], dtype: str) -> None:
-    """Top: time per call of each model at each target (log, IQR bars, cold as hollow circles).
-    Bottom: speed-up over nn.RNN, bars from the 1x line, with the work ratio and the target."""
+    """Top: time per call of each model at each target and extra row (log, IQR bars, cold as
+    hollow circles). Bottom: speed-up over nn.RNN, bars from the 1x line, with the work ratio and
+    the target."""
     time_ax, speed_ax = axes
-    targets = [(t, with_dtype(t.config, dtype)) for t in plan.targets]
-    models = [m for m in TARGET_MODELS if any(record_of(records, c, m, t.pass_name) for t, c in targets)]
+    groups = target_groups(plan, records, dtype)
+    models = [m for m in TARGET_MODELS if any(record_of(records, c.config, m, c.pass_name) for c in groups)]
     width = 0.8 / max(1, len(models))
     times, ratios, labelled = [], [1.0], set()
-    for i, model in enumerate(models):
-        for g, (target, config) in enumerate(targets):
-            r = record_of(records, config, model, target.pass_name)
-            if not r:
-                continue
-            x = g + (i - (len(models) - 1) / 2) * width
+    for g, group in enumerate(groups):
+        config = group.config
+        # Bars centred on the models measured here (an extra row may run fewer); a colour per model.
+        present = [m for m in models if record_of(records, config, m, group.pass_name)]
+        for i, model in enumerate(present):
+            r = record_of(records, config, model, group.pass_name)
+            x = g + (i - (len(present) - 1) / 2) * width
             color = MODEL_COLOR[model]
             label = None if model in labelled else MODEL_LABELS[model]
             labelled.add(model)
@@ -216,7 +242,7 @@ def plot_targets(axes, plan: Plan, records: List[dict], dtype: str) -> None:
                 speed_ax.plot([x - width / 2, x + width / 2], [1.0, 1.0], color=color, linewidth=4)
             if model == "rnn" or r["speedup_vs_rnn"] is None:
                 continue
-            rnn = record_of(records, config, "rnn", target.pass_name)
+            rnn = record_of(records, config, "rnn", group.pass_name)
             low, high = speedup_spread(r, rnn)
             speed = r["speedup_vs_rnn"]
             speed_ax.bar(x, speed - 1.0, width, bottom=1.0, color=color,
@@ -226,17 +252,21 @@ def plot_targets(axes, plan: Plan, records: List[dict], dtype: str) -> None:
                               fontsize=7, bbox={"boxstyle": "square,pad=0.1", "facecolor": "white",
                                                 "edgecolor": "none", "alpha": 0.8})
             ratios += [low, high]
-    for g, (target, config) in enumerate(targets):
+    for g, group in enumerate(groups):
+        config = group.config
+        # Per direction for a bidirectional row: both sides do twice the work, the ratio is the same.
         work = work_ratio(config.periods, config.module_sizes, config.input_size, config.steps)
         span = (g - 0.45, g + 0.45)
         speed_ax.plot(span, [work, work], ":", color="black", linewidth=1.5,
                       label="theoretical work ratio" if g == 0 else None)
-        speed_ax.plot(span, [target.minimum] * 2, "-", color="tab:red", linewidth=1.5,
-                      label="target (kernel)" if g == 0 else None)
-        ratios += [work, target.minimum]
+        ratios.append(work)
+        if group.minimum is not None:
+            speed_ax.plot(span, [group.minimum] * 2, "-", color="tab:red", linewidth=1.5,
+                          label="target (kernel)" if g == 0 else None)
+            ratios.append(group.minimum)
     for ax in axes:
-        ax.set_xticks(range(len(targets)), [target_label(t, c) for t, c in targets], fontsize=8)
-        ax.set_xlim(-0.6, len(targets) - 0.4)
+        ax.set_xticks(range(len(groups)), [group.label for group in groups], fontsize=8)
+        ax.set_xlim(-0.6, len(groups) - 0.4)
         ax.grid(True, axis="y", alpha=0.3)
     label_y_axis(time_ax, times, log_above=1.0)
     time_ax.set_ylabel("ms per call (warm median, IQR bars)")
@@ -263,9 +293,11 @@ def write_plots(plan: Plan, records: List[dict], dtype: str, out_dir: Path, pref
     """The targets plot and one PNG per sweep axis; returns the paths written."""
     paths = []
     if plan.targets:
-        fig, axes = plt.subplots(2, 1, figsize=(11, 9))
+        groups = len(target_groups(plan, records, dtype))
+        fig, axes = plt.subplots(2, 1, figsize=(max(11, 1.9 * groups), 9))
         plot_targets(axes, plan, records, dtype)
-        fig.suptitle(figure_title("The target configurations: each model in fresh processes",
+        extras = " and extra rows (no target)" if groups > len(plan.targets) else ""
+        fig.suptitle(figure_title(f"The target configurations{extras}: each model in fresh processes",
                                   subtitle, busy), fontsize=10, color="tab:red" if busy else "black")
         paths.append(save(fig, out_dir / f"{prefix}_targets.png"))
     by_axis: Dict[str, List[Sweep]] = {}

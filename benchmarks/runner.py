@@ -43,10 +43,13 @@ class Settings:
 
 
 def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Tuple[Config, Tuple[str, ...]]]:
-    """Unique configs in run order (targets first), each with the union of models wanted there."""
+    """Unique configs in run order (targets first, then the extra rows), each with the union of
+    models wanted there."""
     wanted: Dict[Config, set] = {}
     for target in plan.targets:
         wanted.setdefault(with_dtype(target.config, dtype), set()).update(models)
+    for extra in plan.extras:
+        wanted.setdefault(with_dtype(extra.config, dtype), set()).update(extra.models or models)
     for sweep in plan.sweeps:
         for config in sweep.configs:
             wanted.setdefault(with_dtype(config, dtype), set()).update(sweep.models or models)
@@ -57,7 +60,7 @@ def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Tup
 def skip_reason(name: str, config: Config, settings: Settings) -> Optional[str]:
     """Why a model is not run at this size, or None."""
     if name == "cwrnn_reference" and settings.reference_limit is not None:
-        dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch)
+        dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
         if dense > settings.reference_limit:
             return (f"pure-PyTorch reference skipped in {settings.mode} mode at this size "
                     f"({dense:.2g} dense MACs > {settings.reference_limit:.2g}); run --full")
@@ -144,7 +147,8 @@ def base_record(config: Config, settings: Settings, model, pass_name: str, load:
         "mode": settings.mode, "device": settings.device.type, "dtype": config.dtype,
         "threads": settings.threads, "batch": config.batch, "steps": config.steps,
         "input_size": config.input_size, "hidden_size": config.hidden_size,
-        "num_modules": config.num_modules, "periods": " ".join(map(str, config.periods)),
+        "num_modules": config.num_modules, "bidirectional": config.bidirectional,
+        "periods": " ".join(map(str, config.periods)),
         "model": model.name, "model_label": MODEL_LABELS[model.name],
         "model_hidden_size": model.hidden_size, "parameters": model.parameters,
         "pass": pass_name, "status": "ok",
@@ -160,6 +164,7 @@ def add_ratios(records: List[dict], config: Config) -> None:
     """Speed-ups vs nn.RNN and nn.LSTM (same H, same pass), warm (medians) and cold (first calls),
     and for the CW-RNN models the theoretical work ratio and the fraction of it realised (warm
     speed-up vs nn.RNN / work ratio)."""
+    # Per direction: a bidirectional layer doubles the work of both sides, not their ratio.
     theory = work_ratio(config.periods, config.module_sizes, config.input_size, config.steps)
     warm = {(r["model"], r["pass"]): r["median_ms"] for r in records}
     cold = {(r["model"], r["pass"]): r["cold_ms"] for r in records}

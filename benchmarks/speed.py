@@ -2,9 +2,10 @@
 
 Times the CW-RNN kernel against the pure-PyTorch reference, a naive dense-masked CW-RNN,
 nn.RNN and nn.LSTM (same hidden size) and nn.LSTM (same parameter count), each model and pass in
-fresh processes (warm median and cold first call); prints tables and the CPU targets, and writes
-JSON, CSV and PNG plots to benchmarks/out/ (ignored by git) unless --out or --update-results says
-otherwise. Progress goes to stderr. See benchmarks/README.md.
+fresh processes (warm median and cold first call), also as bidirectional layers at target (a)'s
+size; prints tables and the CPU targets, and writes JSON, CSV and PNG plots to benchmarks/out/
+(ignored by git) unless --out or --update-results says otherwise. Progress goes to stderr. See
+benchmarks/README.md.
 """
 from __future__ import annotations
 
@@ -142,8 +143,12 @@ def metadata(args, plan: Plan, device: str, precision_note: Optional[str], check
         "max_run_time_s": plan.max_run_time,
         "memory": MEMORY_METHOD[device], "precision": precision_note, "check": check,
         "work_ratio": "SRN MACs / CW-RNN MACs over the sequence, exact from periods, module sizes, "
-                      "input size, t0 = 0; CW-RNN charges each active module rows x (I + allowed columns)",
-        "parameters": "CW-RNN: allowed weight_hh entries + weight_ih + biases; others: all parameters",
+                      "input size, t0 = 0; CW-RNN charges each active module rows x (I + allowed columns); "
+                      "bidirectional rows: the same (both sides do twice the work)",
+        "parameters": "CW-RNN: allowed weight_hh entries + weight_ih + biases; others: all parameters; "
+                      "bidirectional rows: both directions",
+        "bidirectional": "records with bidirectional = true: every model a bidirectional layer, "
+                         "hidden_size per direction (output 2H), against nn.RNN / nn.LSTM(bidirectional=True)",
     }
 
 

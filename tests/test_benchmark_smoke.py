@@ -3,6 +3,7 @@ parts (fresh measuring processes, quartiles, load threshold, plot ticks) do what
 two things its numbers rest on are right: the naive dense-masked CW-RNN computes the library's
 function, and the work count gives the ratios of docs/design.md (The work count)."""
 import csv
+import dataclasses
 import importlib.util
 import json
 import os
@@ -22,8 +23,8 @@ if str(ROOT) not in sys.path:  # `pytest tests` (not `python -m pytest`) does no
 import cwrnn_ext  # noqa: E402
 from cwrnn_ext.layout import allowed_mask  # noqa: E402
 
-from benchmarks.checks import CHECK_CONFIG, max_differences  # noqa: E402
-from benchmarks.configs import CPU_TARGETS, Config  # noqa: E402
+from benchmarks.checks import CHECK_CONFIGS, max_differences  # noqa: E402
+from benchmarks.configs import CPU_TARGETS, Config, quick_plan  # noqa: E402
 from benchmarks.load import busy_note, threshold  # noqa: E402
 from benchmarks.models import MODEL_NAMES, build_models  # noqa: E402
 from benchmarks.speed import DEFAULT_OUT, RESULTS_DIR, parse_args  # noqa: E402
@@ -68,7 +69,7 @@ def test_smoke_leaves_git_status_unchanged(smoke_run):
 
 def test_smoke_reports_progress_on_stderr(smoke_run):
     _, stdout, stderr, *_ = smoke_run
-    assert "configuration 1 of 4" in stderr and "configuration 4 of 4 done" in stderr and "ETA" in stderr
+    assert "configuration 1 of 5" in stderr and "configuration 5 of 5 done" in stderr and "ETA" in stderr
     assert "configuration 1 of" not in stdout
     assert "No CUDA runtime" not in stderr
 
@@ -125,12 +126,54 @@ def test_smoke_json_has_every_model_and_pass(smoke_run, device):
 
 
 @pytest.mark.parametrize("device", devices())
+def test_smoke_times_every_model_as_a_bidirectional_layer(smoke_run, device):
+    records = json.loads((smoke_run[0] / f"smoke_{device}.json").read_text())["records"]
+    bidirectional = [r for r in records if r["bidirectional"] and r["dtype"] == "float32"]
+    for pass_name in ("forward", "forward_backward"):
+        assert {r["model"] for r in bidirectional if r["pass"] == pass_name and r["status"] == "ok"} == set(MODEL_NAMES)
+    sizes = ("dtype", "batch", "steps", "input_size", "hidden_size", "num_modules")
+    one_way = {(r["model"], r["pass"]): r for r in records if not r["bidirectional"]
+               and all(r[field] == bidirectional[0][field] for field in sizes)}
+    for r in bidirectional:
+        same = one_way[(r["model"], r["pass"])]
+        assert r["parameters"] == 2 * same["parameters"], r["model"]  # both directions counted
+        if r["model"].startswith("cwrnn"):  # twice the work on both sides: the same ratio
+            assert r["work_ratio"] == same["work_ratio"] > 1
+        assert r["speedup_vs_rnn"] > 0 and r["speedup_vs_lstm"] > 0
+
+
+def test_quick_plan_times_target_a_bidirectional_without_a_verdict():
+    plan = quick_plan()
+    (extra,) = plan.extras
+    assert extra.config.bidirectional and extra.models == ("cwrnn", "rnn", "lstm")
+    target_a = next(t.config for t in plan.targets if t.key == "a")
+    assert extra.config == dataclasses.replace(target_a, bidirectional=True)
+    assert not any(t.config.bidirectional for t in plan.targets)
+
+
+def test_records_written_before_the_bidirectional_field_still_match():
+    old = {"batch": 32, "steps": 512, "input_size": 64, "hidden_size": 512, "num_modules": 8, "dtype": "float32"}
+    config = Config(32, 512, 64, 512, 8)
+    assert config.matches(old) and not Config(32, 512, 64, 512, 8, bidirectional=True).matches(old)
+    assert config.matches({**old, "bidirectional": False}) and not config.matches({**old, "bidirectional": True})
+
+
+def test_bidirectional_models_are_shaped_as_nn_rnn():
+    config = Config(batch=2, steps=6, input_size=3, hidden_size=8, num_modules=3, bidirectional=True)
+    models = build_models(config, MODEL_NAMES, torch.device("cpu"), torch.float32)
+    input = torch.randn(config.steps, config.batch, config.input_size)
+    for name, model in models.items():
+        output, h_n = model(input)
+        assert output.shape == (6, 2, 2 * model.hidden_size) and h_n.shape == (2, 2, model.hidden_size), name
+
+
+@pytest.mark.parametrize("device", devices())
 def test_smoke_csv_has_every_model(smoke_run, device):
     out = smoke_run[0]
     with (out / f"smoke_{device}.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert {row["model"] for row in rows} == set(MODEL_NAMES)
-    assert {"median_ms", "speedup_vs_rnn", "speedup_vs_rnn_cold", "speedup_vs_lstm", "work_ratio",
+    assert {"bidirectional", "median_ms", "speedup_vs_rnn", "speedup_vs_rnn_cold", "speedup_vs_lstm", "work_ratio",
             "realised", "load_busy", "other_cores", *TIMING_FIELDS} <= set(rows[0])
 
 
@@ -149,10 +192,24 @@ def test_plots_can_be_redrawn_from_the_json(smoke_run, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"smoke_cpu_float32_{plot}.png" for plot in PLOTS)
 
 
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (requirements.txt)")
+def test_plots_redraw_a_json_written_before_bidirectional_rows(smoke_run, tmp_path):
+    """Committed result files predate the field: their records read as unidirectional."""
+    from benchmarks.plots import main as redraw
+    payload = json.loads((smoke_run[0] / "smoke_cpu.json").read_text())
+    payload["records"] = [{k: v for k, v in r.items() if k != "bidirectional"}
+                          for r in payload["records"] if not r["bidirectional"]]
+    old = tmp_path / "smoke_cpu.json"
+    old.write_text(json.dumps(payload))
+    assert redraw([str(old), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "smoke_cpu_float32_targets.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_smoke_prints_tables_and_targets(smoke_run):
     stdout = smoke_run[1]
     assert "CPU targets" in stdout and "theoretical work ratio" in stdout and "cold ms" in stdout
-    assert stdout.count("target >= ") == len(CPU_TARGETS)
+    assert stdout.count("target >= ") == len(CPU_TARGETS)  # the bidirectional row gets no verdict
+    assert "g=4 float32 bidirectional" in stdout
     for name in ("CW-RNN kernel", "CW-RNN reference", "CW-RNN dense-masked", "nn.RNN", "nn.LSTM same params"):
         assert name in stdout
 
@@ -211,11 +268,12 @@ def test_naive_dense_masked_matches_reference_float64():
             config.periods, config.module_sizes)
         output, h_n = models["cwrnn_naive"](input)
     torch.testing.assert_close(output, expected_output, rtol=0, atol=1e-12)
-    torch.testing.assert_close(h_n, expected_h, rtol=0, atol=1e-12)
+    torch.testing.assert_close(h_n[0], expected_h, rtol=0, atol=1e-12)
 
 
-def test_clockwork_variants_agree_with_gradients():
-    differences = max_differences(CHECK_CONFIG)
+@pytest.mark.parametrize("config", CHECK_CONFIGS, ids=lambda c: "bidirectional" if c.bidirectional else "unidirectional")
+def test_clockwork_variants_agree_with_gradients(config):
+    differences = max_differences(config)
     assert set(differences) == {"cwrnn", "cwrnn_naive"}
     assert all(d < 1e-9 for d in differences.values()), differences
 
