@@ -10,7 +10,7 @@ Streaming speed: the Clockwork RNN run one step, or one short chunk, at a time.
              nn.RNN called on the same chunks (hx carried), per step.
   crossover  one layer's forward over T steps by the module-major schedule and by the
              time-major step kernel, T = 1 .. 512: where the time-major path stops winning
-             (cwrnn_ext.step.TIME_MAJOR_MAX_WORK is set from this).
+             (cwrnn_ext.step.TIME_MAJOR_MAX_COST is set from this).
 
 Every model of a table is timed in interleaved rounds (A B C, A B C, ...), medians per step, so
 that a busy machine disturbs all of them alike; ratios are from the same run. Prints tables and

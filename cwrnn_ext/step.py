@@ -93,17 +93,26 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
 # Which schedule runs a sequence. The module-major schedule has a fixed cost per call (per
 # group: a gather, GEMMs, a recurrence, a held term) that a long sequence amortises and a short
 # one does not; the time-major kernel costs about one step's work per step and almost nothing
-# per call. Measured crossover on the CPU (float32, 8 exponential modules, I=16, 1 thread, the
-# forward alone; benchmarks/streaming.py --crossover reproduces it): see TIME_MAJOR_MAX_WORK.
+# per call, but reads each weight row once per step instead of once per group and call.
+#
+# Measured on the CPU (2026-12-01, AMD EPYC, 2 cores, float32, 8 exponential modules, forward
+# under no_grad, `python -m benchmarks.streaming --sections crossover`): the longest sequence at
+# which time-major still wins is
+#     B=1:  T=128 at H=256, 64 at H=512, 32 at H=1024   (1 and 2 threads, I=16 and I=64)
+#     B=4:  T=64, 32, 16;  B=8: T=64, 16, 8             (1 thread, I=16)
+#     B=32: T=16, 4-8, 2-4                              (1 and 2 threads, I=16 and I=64)
+# i.e. T * H is constant for a batch size and the limit falls about as B**0.6. Near the limit
+# the two schedules are within 10-20% of each other, so the rule need not be sharper.
 # ---------------------------------------------------------------------------------------------
 
-# Time-major when steps * batch * hidden**2 (a proxy for the sequence's work) is at most this.
-TIME_MAJOR_MAX_WORK = 0  # set from the measurements below
+# Time-major when steps * hidden * batch**0.6 is at most this.
+TIME_MAJOR_MAX_COST = 32768
 
 
 def time_major_wins(steps: int, batch: int, hidden: int, device: torch.device) -> bool:
-    """Whether the time-major kernel runs a sequence of this shape faster than module-major."""
-    return device.type == "cpu" and steps * max(batch, 1) * hidden * hidden <= TIME_MAJOR_MAX_WORK
+    """Whether the time-major kernel runs a sequence of this shape faster than module-major
+    (CPU only: CUDA has no time-major sequence kernel)."""
+    return device.type == "cpu" and steps * hidden * max(batch, 1) ** 0.6 <= TIME_MAJOR_MAX_COST
 
 
 def sequence_forward(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,

@@ -411,6 +411,17 @@ def test_opcheck_forward_time_major():
     torch.library.opcheck(torch.ops.cwrnn_ext.forward_time_major, args)
 
 
+def record_schedules(monkeypatch) -> list:
+    """The names of the sequence functions cwrnn_ext.step calls from now on, in order."""
+    calls = []
+    for name in ("clockwork_rnn", "clockwork_rnn_time_major"):
+        def spy(*args, _run=getattr(step, name), _name=name, **kwargs):
+            calls.append(_name)
+            return _run(*args, **kwargs)
+        monkeypatch.setattr(step, name, spy)
+    return calls
+
+
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_module_same_either_schedule(bidirectional, monkeypatch):
     """ClockworkRNN picks the schedule by the sequence's size; both give the same values and
@@ -419,10 +430,13 @@ def test_module_same_either_schedule(bidirectional, monkeypatch):
                                    bidirectional=bidirectional, dtype=F64)
     x = torch.randn(8, 3, 4, dtype=F64, requires_grad=True)
     lengths = torch.tensor([8, 5, 1])
+    calls = record_schedules(monkeypatch)
     results = []
-    for work in (0, 10**18):  # never / always time-major
-        monkeypatch.setattr(step, "TIME_MAJOR_MAX_WORK", work)
+    for cost, schedule in ((0, "clockwork_rnn"), (10**18, "clockwork_rnn_time_major")):
+        monkeypatch.setattr(step, "TIME_MAJOR_MAX_COST", cost)
+        calls.clear()
         output, h_n = model(x, t0=2, lengths=lengths)
+        assert calls == [schedule] * (4 if bidirectional else 2)  # one per layer and direction
         grads = torch.autograd.grad(output.sum() + h_n.square().sum(), [x] + list(model.parameters()))
         results.append((output, h_n, grads))
     (o0, h0, g0), (o1, h1, g1) = results
@@ -430,6 +444,30 @@ def test_module_same_either_schedule(bidirectional, monkeypatch):
     assert_close(h1, h0, what="h_n")
     for a, b in zip(g1, g0):
         assert_close(a, b, what="grad")
+
+
+# The measured crossover (cwrnn_ext/step.py): the longest sequences that still ran faster
+# time-major, and the next length up, which ran faster module-major.
+@pytest.mark.parametrize("steps,batch,hidden,time_major", [
+    (128, 1, 256, True), (256, 1, 256, False), (32, 1, 1024, True), (64, 1, 1024, False),
+    (16, 32, 256, True), (32, 32, 256, False), (4, 32, 1024, True), (16, 32, 1024, False),
+])
+def test_schedule_follows_measured_crossover(steps, batch, hidden, time_major, monkeypatch):
+    calls = record_schedules(monkeypatch)
+    model = cwrnn_ext.ClockworkRNN(16, hidden, num_modules=8)
+    with torch.no_grad():
+        model(torch.randn(steps, batch, 16))
+    assert calls == ["clockwork_rnn_time_major" if time_major else "clockwork_rnn"]
+
+
+def test_schedule_time_major_only_with_its_kernel(monkeypatch):
+    """A short sequence in a dtype without the time-major kernel (bfloat16 on the CPU) runs the
+    sequence op (or its fallback), never the step kernel."""
+    calls = record_schedules(monkeypatch)
+    model = cwrnn_ext.ClockworkRNN(4, 16, num_modules=4, dtype=torch.bfloat16)
+    with torch.no_grad():
+        model(torch.randn(3, 2, 4, dtype=torch.bfloat16))
+    assert calls == ["clockwork_rnn"]
 
 
 # ---------------------------------------------------------------------------------------------
