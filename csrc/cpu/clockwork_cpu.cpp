@@ -36,6 +36,7 @@ class CpuRecurrence final : public RecurrenceBackend {
       p.num_held = static_cast<int64_t>(sources.size());
       run_forward(p);
     });
+    fill_held(out, h0, {g});
   }
 
   void backward_with_held(const GroupTicks& g, const Tensor& out, const Tensor& grad_state,

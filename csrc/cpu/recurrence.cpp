@@ -4,6 +4,7 @@
 #include "recurrence.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <utility>
@@ -30,8 +31,29 @@ constexpr int64_t kRowTile = 4;  // batch rows sharing each load of the diagonal
 template <typename T>
 constexpr int64_t kColBlock = 128 / sizeof(T);
 
+// W values of T as one vector (GCC's vector extension; each multiversioned entry point maps it to
+// its own registers: one AVX-512 register, two AVX2 or four SSE ones for 64 bytes).
+template <typename T, int W>
+struct Vector {
+  typedef T type __attribute__((vector_size(W * sizeof(T))));
+};
+
+template <typename V, typename T>
+__attribute__((always_inline)) inline V load(const T* p) {
+  V v;
+  __builtin_memcpy(&v, p, sizeof(V));
+  return v;
+}
+
+template <typename V, typename T>
+__attribute__((always_inline)) inline void store(T* p, const V& v) {
+  __builtin_memcpy(p, &v, sizeof(V));
+}
+
 // acc[r][c0:c0+C] += sum_j x[r][j] * m[j][c0:c0+C] for R rows, accumulators held in registers
-// for the whole j loop (the GEMM micro-kernel shape: one load of m feeds R FMAs).
+// for the whole j loop (the GEMM micro-kernel shape: one load of m feeds R FMAs). Written with
+// explicit vectors: as plain arrays, GCC kept the accumulators of the narrower blocks on the
+// stack, one store-to-load round trip per FMA.
 template <typename T, int R, int C>
 __attribute__((always_inline)) inline void accumulate_block(const T* __restrict m, int64_t k,
                                                              const T* const* x, T* const* acc,
@@ -39,31 +61,50 @@ __attribute__((always_inline)) inline void accumulate_block(const T* __restrict 
   // With few rows there are too few independent FMA chains to hide their latency, so even and
   // odd j accumulate separately (S = 2) and are added at the end.
   constexpr int S = R <= 2 ? 2 : 1;
-  T sum[S][R][C] = {};
+  constexpr int W = C < 64 / static_cast<int>(sizeof(T)) ? C : 64 / static_cast<int>(sizeof(T));
+  constexpr int NV = C / W;  // vectors per row
+  using V = typename Vector<T, W>::type;
+  V sum[S][R][NV];
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) sum[0][r][c] = acc[r][c0 + c];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      sum[0][r][v] = load<V>(acc[r] + c0 + v * W);
+      for (int u = 1; u < S; ++u) sum[u][r][v] = V{};
+    }
   int64_t j = 0;
   for (; j + S <= k; j += S) {
+#pragma GCC unroll 2
     for (int u = 0; u < S; ++u) {
-      const T* __restrict mj = m + (j + u) * k + c0;
+      V mj[NV];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + (j + u) * k + c0 + v * W);
+#pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const T xj = x[r][j + u];
-        for (int c = 0; c < C; ++c) sum[u][r][c] += xj * mj[c];
+#pragma GCC unroll 16
+        for (int v = 0; v < NV; ++v) sum[u][r][v] += xj * mj[v];
       }
     }
   }
   for (; j < k; ++j) {
-    const T* __restrict mj = m + j * k + c0;
+    V mj[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + j * k + c0 + v * W);
+#pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const T xj = x[r][j];
-      for (int c = 0; c < C; ++c) sum[0][r][c] += xj * mj[c];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; ++v) sum[0][r][v] += xj * mj[v];
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
-    for (int c = 0; c < C; ++c) {
-      T total = sum[0][r][c];
-      for (int u = 1; u < S; ++u) total += sum[u][r][c];
-      acc[r][c0 + c] = total;
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; ++v) {
+      V total = sum[0][r][v];
+      for (int u = 1; u < S; ++u) total += sum[u][r][v];
+      store(acc[r] + c0 + v * W, total);
     }
 }
 
@@ -74,7 +115,21 @@ __attribute__((always_inline)) inline void accumulate_tile(const T* m, int64_t k
   constexpr int64_t C = kColBlock<T>;
   int64_t c0 = 0;
   for (; c0 + C <= k; c0 += C) accumulate_block<T, R, C>(m, k, x, acc, c0);
-  for (; c0 < k; ++c0) accumulate_block<T, R, 1>(m, k, x, acc, c0);  // the ragged edge
+  // The ragged edge, which is all of a small group (k < C, e.g. 16 or 21 units): halving blocks
+  // that are still whole vectors, so that only the last few columns are done one at a time.
+  if (c0 + C / 2 <= k) {
+    accumulate_block<T, R, C / 2>(m, k, x, acc, c0);
+    c0 += C / 2;
+  }
+  if (c0 + C / 4 <= k) {
+    accumulate_block<T, R, C / 4>(m, k, x, acc, c0);
+    c0 += C / 4;
+  }
+  if (c0 + C / 8 <= k) {
+    accumulate_block<T, R, C / 8>(m, k, x, acc, c0);
+    c0 += C / 8;
+  }
+  for (; c0 < k; ++c0) accumulate_block<T, R, 1>(m, k, x, acc, c0);
 }
 
 template <typename T>
@@ -88,11 +143,27 @@ __attribute__((always_inline)) inline void accumulate_rows(const T* m, int64_t k
   }
 }
 
+// dst[0:n] = src[0:n] inline. The rows copied here are one group's k values, often 16 to 64
+// bytes, where a call to memcpy costs more than the copy (it was a fifth of the forward's cycles
+// at k = 16): fixed-size pieces, which the compiler turns into vector moves.
+template <typename D>
+__attribute__((always_inline)) inline void copy_row(D* __restrict dst, const D* __restrict src, int64_t n) {
+  auto* d = reinterpret_cast<char*>(dst);
+  const auto* s = reinterpret_cast<const char*>(src);
+  int64_t bytes = n * static_cast<int64_t>(sizeof(D));
+  for (; bytes >= 64; bytes -= 64, d += 64, s += 64) __builtin_memcpy(d, s, 64);
+  if (bytes & 32) { __builtin_memcpy(d, s, 32); d += 32; s += 32; }
+  if (bytes & 16) { __builtin_memcpy(d, s, 16); d += 16; s += 16; }
+  if (bytes & 8) { __builtin_memcpy(d, s, 8); d += 8; s += 8; }
+  if (bytes & 4) { __builtin_memcpy(d, s, 4); d += 4; s += 4; }
+  if (bytes & 2) __builtin_memcpy(d, s, 2);
+}
+
 // dst[0:n] = src[0:n], converting between the storage and the arithmetic type.
 template <typename D, typename S>
 __attribute__((always_inline)) inline void convert(D* __restrict dst, const S* __restrict src, int64_t n) {
   if constexpr (std::is_same_v<D, S>) {
-    std::memcpy(dst, src, n * sizeof(D));
+    copy_row(dst, src, n);
   } else {
     for (int64_t c = 0; c < n; ++c) dst[c] = static_cast<D>(static_cast<float>(src[c]));
   }
@@ -109,53 +180,105 @@ __attribute__((always_inline)) inline void add_row(A* __restrict dst, const S* _
   }
 }
 
+// Hints the cache to fetch n values of T from `address` (rw = 1: to be written). An address, not
+// a pointer: a guess past the end of a buffer costs nothing (a prefetch never faults), and as an
+// integer it is not out-of-bounds pointer arithmetic.
+template <typename T>
+__attribute__((always_inline)) inline void prefetch_row(uintptr_t address, int64_t n, int rw = 0) {
+  for (int64_t offset = 0; offset < n * static_cast<int64_t>(sizeof(T)); offset += 64) {
+    const auto* line = reinterpret_cast<const char*>(address + offset);
+    if (rw) {
+      __builtin_prefetch(line, 1, 3);
+    } else {
+      __builtin_prefetch(line, 0, 3);
+    }
+  }
+}
+
+// The address of row `row` (of `width` values) of `base`, plus `offset` values.
+template <typename T>
+__attribute__((always_inline)) inline uintptr_t row_address(const T* base, int64_t row, int64_t width,
+                                                             int64_t offset) {
+  return reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(row * width + offset) * sizeof(T);
+}
+
+// Ticks in the outer loop, the thread's batch rows inside: a tick's rows of pre, held values and
+// out are the rows b0..b1 of one step, close together, and the next tick's are fetched while this
+// one computes. (Rows outside, ticks inside, as before, jumped a whole period of steps between
+// accesses and waited on memory for every row of pre, held values and out.)
 template <typename T, typename A>
 __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T, A>& p, int64_t b0,
                                                         int64_t b1) {
-  const int64_t k = p.size, B = p.batch, H = p.hidden;
+  const int64_t k = p.size, B = p.batch, H = p.hidden, rows = b1 - b0;
   const int64_t pre_stride = p.pre_stride > 0 ? p.pre_stride : k;
-  std::vector<A> buffer(2 * kRowTile * k);
-  std::vector<int64_t> held_value(p.num_held);  // per slower group, the value read at this tick
-  for (int64_t tile = b0; tile < b1; tile += kRowTile) {
-    const int64_t rows = std::min(kRowTile, b1 - tile);
-    // The group's state after the previous tick and the next one's accumulators, swapped each
-    // tick: the state stays in A from tick to tick, whatever `out` stores.
-    A* state[kRowTile];
-    A* acc[kRowTile];
-    for (int64_t r = 0; r < rows; ++r) {
-      state[r] = buffer.data() + r * k;
-      acc[r] = buffer.data() + (kRowTile + r) * k;
-      convert(state[r], p.h0 + (tile + r) * H + p.begin, k);
-      if (p.values != nullptr) std::memcpy(p.values + (tile + r) * k, state[r], k * sizeof(A));
+  // Per batch row, the group's state after the previous tick and the next one's accumulators,
+  // swapped each tick: the state stays in A from tick to tick, whatever `out` stores.
+  std::vector<A> buffer(2 * rows * k);
+  std::vector<A*> state(rows), acc(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    state[r] = buffer.data() + r * k;
+    acc[r] = buffer.data() + (rows + r) * k;
+    convert(state[r], p.h0 + (b0 + r) * H + p.begin, k);
+    if (p.values != nullptr) copy_row(p.values + (b0 + r) * k, state[r], k);
+  }
+  std::vector<int64_t> held_value(p.num_held, 0);  // per slower group, the value read at this tick
+  for (int64_t n = 0; n < p.ticks; ++n) {
+    const int64_t s = p.first + n * p.period;
+    for (int64_t j = 0; j < p.num_held; ++j) {
+      // = held_value_index(s, ...), advanced incrementally: a division per tick would cost as
+      // much as the rest of a small group's step.
+      const HeldSource<A>& h = p.held[j];
+      while (h.first + held_value[j] * h.period <= s - 1) ++held_value[j];
     }
-    // Before its first tick the group holds its initial state.
-    for (int64_t s = 0; s < std::min(p.first, p.steps); ++s)
-      for (int64_t r = 0; r < rows; ++r)
-        std::memcpy(p.out + (s * B + tile + r) * H + p.begin, p.h0 + (tile + r) * H + p.begin, k * sizeof(T));
-    std::fill(held_value.begin(), held_value.end(), 0);
-    for (int64_t n = 0; n < p.ticks; ++n) {
-      const int64_t s = p.first + n * p.period;
-      for (int64_t r = 0; r < rows; ++r) convert(acc[r], p.pre + (n * B + tile + r) * pre_stride, k);
-      for (int64_t j = 0; j < p.num_held; ++j) {
-        const HeldSource<A>& h = p.held[j];
-        // = held_value_index(s, ...), advanced incrementally: a division per tick would cost
-        // as much as the rest of a small group's step.
-        int64_t& m = held_value[j];
-        while (h.first + m * h.period <= s - 1) ++m;
-        for (int64_t r = 0; r < rows; ++r)
-          add_row(acc[r], h.values + (m * B + tile + r) * h.width + p.begin, k);
+    if (n + 1 < p.ticks) {
+      for (int64_t b = b0; b < b1; ++b) {
+        prefetch_row<T>(row_address(p.pre, (n + 1) * B + b, pre_stride, 0), k);
+        for (int64_t j = 0; j < p.num_held; ++j)  // the value read next tick, or the one after
+          prefetch_row<A>(row_address(p.held[j].values, (held_value[j] + 1) * B + b, p.held[j].width, p.begin), k);
       }
-      accumulate_rows(p.diag, k, state, acc, rows);
-      const int64_t held_until = std::min(s + p.period, p.steps);
-      for (int64_t r = 0; r < rows; ++r) {
-        activate(acc[r], k, p.relu);
-        T* first_row = p.out + (s * B + tile + r) * H + p.begin;
-        convert(first_row, acc[r], k);
-        for (int64_t h = s + 1; h < held_until; ++h)
-          std::memcpy(p.out + (h * B + tile + r) * H + p.begin, first_row, k * sizeof(T));
-        if (p.values != nullptr)
-          std::memcpy(p.values + ((n + 1) * B + tile + r) * k, acc[r], k * sizeof(A));
-        std::swap(state[r], acc[r]);
+    }
+    for (int64_t tile = 0; tile < rows; tile += kRowTile) {
+      const int64_t tile_rows = std::min(kRowTile, rows - tile);
+      for (int64_t r = tile; r < tile + tile_rows; ++r) {
+        convert(acc[r], p.pre + (n * B + b0 + r) * pre_stride, k);
+        for (int64_t j = 0; j < p.num_held; ++j) {
+          const HeldSource<A>& h = p.held[j];
+          add_row(acc[r], h.values + (held_value[j] * B + b0 + r) * h.width + p.begin, k);
+        }
+      }
+      accumulate_rows(p.diag, k, state.data() + tile, acc.data() + tile, tile_rows);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      activate(acc[r], k, p.relu);
+      convert(p.out + (s * B + b0 + r) * H + p.begin, acc[r], k);
+      if (p.values != nullptr) copy_row(p.values + ((n + 1) * B + b0 + r) * k, acc[r], k);
+      std::swap(state[r], acc[r]);
+    }
+  }
+}
+
+template <typename T>
+__attribute__((always_inline)) inline void held_rows(const HeldRows<T>& p, int64_t s0, int64_t s1) {
+  const int64_t B = p.batch, H = p.hidden;
+  // Per group, the step whose row it holds at step s (-1: h0), or -2 where it ticks at s.
+  std::vector<int64_t> source(p.num_groups);
+  for (int64_t s = s0; s < s1; ++s) {
+    for (int64_t g = 0; g < p.num_groups; ++g) {
+      const HeldRowsGroup& group = p.groups[g];
+      if (s < group.first || group.ticks == 0) {
+        source[g] = -1;
+      } else {
+        const int64_t tick = std::min((s - group.first) / group.period, group.ticks - 1);
+        const int64_t step = group.first + tick * group.period;
+        source[g] = step == s ? -2 : step;
+      }
+    }
+    for (int64_t b = 0; b < B; ++b) {
+      T* row = p.out + (s * B + b) * H;
+      for (int64_t g = 0; g < p.num_groups; ++g) {
+        if (source[g] == -2) continue;
+        const T* from = source[g] == -1 ? p.h0 + b * H : p.out + (source[g] * B + b) * H;
+        copy_row(row + p.groups[g].begin, from + p.groups[g].begin, p.groups[g].size);
       }
     }
   }
@@ -180,74 +303,92 @@ __attribute__((always_inline)) inline void add_upstream(const UpstreamGradient<T
   if (u.held != nullptr) add_row(dh, u.held + (m * p.batch + b) * k, k);
 }
 
+// Ticks in the outer loop, the thread's batch rows inside, the previous tick's rows fetched while
+// this one computes: as in forward_rows.
 template <typename T, typename A>
 __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrence<T, A>& p, int64_t b0,
                                                          int64_t b1) {
-  const int64_t k = p.size, B = p.batch, H = p.hidden;
-  std::vector<A> buffer(3 * kRowTile * k);
-  std::vector<int64_t> held_value(p.num_sinks);  // per slower group, the value read at this tick
-  for (int64_t tile = b0; tile < b1; tile += kRowTile) {
-    const int64_t rows = std::min(kRowTile, b1 - tile);
-    A* carry[kRowTile];  // W_ii^T delta_{n+1}: what tick n+1 sends back to h_n
-    A* dh[kRowTile];
-    A* h = buffer.data() + 2 * kRowTile * k;  // the state after the tick, in A
+  const int64_t k = p.size, B = p.batch, H = p.hidden, rows = b1 - b0;
+  std::vector<A> buffer(2 * rows * k + k);
+  // Per batch row, W_ii^T delta_{n+1} (what tick n+1 sends back to h_n) and dh_n.
+  std::vector<A*> carry(rows), dh(rows);
+  std::vector<const A*> delta_of(rows);
+  A* h = buffer.data() + 2 * rows * k;  // one row's state after the tick, in A
+  for (int64_t r = 0; r < rows; ++r) {
+    carry[r] = buffer.data() + r * k;
+    dh[r] = buffer.data() + (rows + r) * k;
+    std::fill(carry[r], carry[r] + k, A(0));
+  }
+  // dh = carry + the gradient reaching the states after steps [from, to) from outside, and for
+  // held value m (the state those steps hold).
+  auto gather = [&](int64_t from, int64_t to, int64_t m) {
     for (int64_t r = 0; r < rows; ++r) {
-      carry[r] = buffer.data() + r * k;
-      dh[r] = buffer.data() + (kRowTile + r) * k;
+      copy_row(dh[r], carry[r], k);
+      if (p.grad_state != nullptr) {  // row s + 1 = state after step s; row 0 = h0
+        for (int64_t row = m == 0 ? 0 : from + 1; row <= to; ++row)
+          add_row(dh[r], p.grad_state + (row * B + b0 + r) * H + p.begin, k);
+      } else {
+        add_upstream(p.upstream, p, b0 + r, from, to, m, dh[r]);
+      }
+    }
+  };
+  std::vector<int64_t> held_value(p.num_sinks);  // per slower group, the value read at this tick
+  for (int64_t j = 0; j < p.num_sinks; ++j) {
+    const HeldSink<A>& sink = p.sinks[j];
+    held_value[j] = held_value_index(p.first + (p.ticks - 1) * p.period, sink.first, sink.period);
+  }
+  for (int64_t n = p.ticks - 1; n >= 0; --n) {
+    const int64_t s = p.first + n * p.period;
+    for (int64_t j = 0; j < p.num_sinks; ++j) {  // held_value_index(s, ...), walked backwards
+      const HeldSink<A>& sink = p.sinks[j];
+      int64_t& m = held_value[j];
+      while (m > 0 && sink.first + (m - 1) * sink.period > s - 1) --m;
+    }
+    if (n > 0) {  // the previous tick's rows that are not in the output's gradient
+      for (int64_t b = b0; b < b1; ++b) {
+        prefetch_row<T>(row_address(p.out, (s - p.period) * B + b, H, p.begin), k);
+        if (p.upstream.held != nullptr) prefetch_row<A>(row_address(p.upstream.held, n * B + b, k, 0), k);
+        for (int64_t j = 0; j < p.num_sinks; ++j)
+          prefetch_row<A>(row_address(p.sinks[j].sums, held_value[j] * B + b, p.sinks[j].width, p.begin), k, 1);
+      }
+    }
+    gather(s, std::min(s + p.period, p.steps), n + 1);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t b = b0 + r;
+      convert(h, p.out + (s * B + b) * H + p.begin, k);
+      if (p.values != nullptr) copy_row(p.values + ((n + 1) * B + b) * k, h, k);
+      times_derivative(dh[r], h, k, p.relu);
+      A* delta = p.delta + (n * B + b) * k;
+      copy_row(delta, dh[r], k);
+      for (int64_t j = 0; j < p.num_sinks; ++j) {
+        const HeldSink<A>& sink = p.sinks[j];
+        A* __restrict sum = sink.sums + (held_value[j] * B + b) * sink.width + p.begin;
+        for (int64_t c = 0; c < k; ++c) sum[c] += delta[c];
+      }
+      delta_of[r] = delta;
       std::fill(carry[r], carry[r] + k, A(0));
     }
-    // dh = carry + the gradient reaching the states after steps [from, to) from outside, and for
-    // held value m (the state those steps hold).
-    auto gather = [&](int64_t from, int64_t to, int64_t m) {
-      for (int64_t r = 0; r < rows; ++r) {
-        std::memcpy(dh[r], carry[r], k * sizeof(A));
-        if (p.grad_state != nullptr) {  // row s + 1 = state after step s; row 0 = h0
-          for (int64_t row = m == 0 ? 0 : from + 1; row <= to; ++row)
-            add_row(dh[r], p.grad_state + (row * B + tile + r) * H + p.begin, k);
-        } else {
-          add_upstream(p.upstream, p, tile + r, from, to, m, dh[r]);
-        }
-      }
-    };
-    for (int64_t j = 0; j < p.num_sinks; ++j) {
-      const HeldSink<A>& sink = p.sinks[j];
-      held_value[j] = held_value_index(p.first + (p.ticks - 1) * p.period, sink.first, sink.period);
-    }
-    for (int64_t n = p.ticks - 1; n >= 0; --n) {
-      const int64_t s = p.first + n * p.period;
-      for (int64_t j = 0; j < p.num_sinks; ++j) {  // held_value_index(s, ...), walked backwards
-        const HeldSink<A>& sink = p.sinks[j];
-        int64_t& m = held_value[j];
-        while (m > 0 && sink.first + (m - 1) * sink.period > s - 1) --m;
-      }
-      gather(s, std::min(s + p.period, p.steps), n + 1);
-      const A* d[kRowTile];
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t b = tile + r;
-        convert(h, p.out + (s * B + b) * H + p.begin, k);
-        if (p.values != nullptr) std::memcpy(p.values + ((n + 1) * B + b) * k, h, k * sizeof(A));
-        times_derivative(dh[r], h, k, p.relu);
-        A* delta = p.delta + (n * B + b) * k;
-        std::memcpy(delta, dh[r], k * sizeof(A));
-        for (int64_t j = 0; j < p.num_sinks; ++j) {
-          const HeldSink<A>& sink = p.sinks[j];
-          const int64_t m = held_value[j];
-          A* __restrict sum = sink.sums + (m * B + b) * sink.width + p.begin;
-          for (int64_t c = 0; c < k; ++c) sum[c] += delta[c];
-        }
-        d[r] = delta;
-        std::fill(carry[r], carry[r] + k, A(0));
-      }
-      accumulate_rows(p.diag, k, d, carry, rows);
-    }
-    gather(0, std::min(p.first, p.steps), 0);
-    for (int64_t r = 0; r < rows; ++r)
-      std::memcpy(p.grad_h0 + (tile + r) * H + p.begin, dh[r], k * sizeof(A));
+    for (int64_t tile = 0; tile < rows; tile += kRowTile)
+      accumulate_rows(p.diag, k, delta_of.data() + tile, carry.data() + tile, std::min(kRowTile, rows - tile));
   }
+  gather(0, std::min(p.first, p.steps), 0);
+  for (int64_t r = 0; r < rows; ++r) copy_row(p.grad_h0 + (b0 + r) * H + p.begin, dh[r], k);
 }
 
 }  // namespace
 
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1) {
+  held_rows(p, s0, s1);
+}
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1) {
+  held_rows(p, s0, s1);
+}
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1) {
+  held_rows(p, s0, s1);
+}
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1) {
+  held_rows(p, s0, s1);
+}
 CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1) {
   forward_rows(r, b0, b1);
 }

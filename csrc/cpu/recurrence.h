@@ -43,8 +43,8 @@ struct HeldSink {
 };
 
 // Forward: h_n = f(pre_n + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n sums the slower
-// groups' held terms read at this tick; written into `out` at tick n and held
-// on the following steps until the next tick (and h0 held before the first tick).
+// groups' held terms read at this tick; written into `out` at the step of tick n only (the steps
+// it is held, and h0 before the first tick, are left to fill_held_rows).
 //   pre: (ticks, B, size), row (n, b) at pre + (n * B + b) * pre_stride   h0: (B, H)   out: (T, B, H)
 // pre may lie inside `out` (the CPU schedule computes it in the group's columns of the last `ticks`
 // steps): each row is read before the tick that could overwrite it writes.
@@ -91,6 +91,29 @@ struct BackwardRecurrence : GroupRecurrence<T, A> {
   A* values = nullptr;  // if set, (ticks + 1, B, size): entry n + 1 gets out at tick n (entry 0,
                         // h0's columns, is left to the caller)
 };
+
+// The rows of out (T, B, H) at which a group does not tick: each holds the group's state after its
+// last tick before that step, or h0's columns before its first tick. The forward recurrences write
+// only the tick rows; fill_held_rows writes the rest for steps [s0, s1), every group of a row in
+// one pass, so that the writes run along whole rows instead of one group's columns at a time.
+struct HeldRowsGroup {
+  int64_t begin, size;           // columns [begin, begin + size)
+  int64_t first, period, ticks;  // as GroupRecurrence
+};
+
+template <typename T>
+struct HeldRows {
+  int64_t steps, batch, hidden;  // T, B, H
+  const HeldRowsGroup* groups;
+  int64_t num_groups;
+  const T* h0;  // (B, H)
+  T* out;       // (T, B, H)
+};
+
+void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1);
+void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1);
+void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1);
+void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1);
 
 void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1);
 void run_forward_recurrence(const ForwardRecurrence<double>& r, int64_t b0, int64_t b1);

@@ -30,6 +30,21 @@ void run_backward(const BackwardRecurrence<T, A>& p) {
                    [&](int64_t b0, int64_t b1) { run_backward_recurrence(p, b0, b1); });
 }
 
+// Steps per task of fill_held: enough rows that a task is worth a thread.
+constexpr int64_t kMinStepsPerTask = 16;
+
+void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<GroupTicks>& groups) {
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+  if (T == 0 || B == 0) return;
+  std::vector<HeldRowsGroup> held;
+  for (const GroupTicks& g : groups) held.push_back({g.group.begin, g.group.size(), g.first, g.group.period, g.ticks});
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "cwrnn_fill_held", [&] {
+    const HeldRows<scalar_t> rows{T, B, H, held.data(), static_cast<int64_t>(held.size()),
+                                  rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
+    at::parallel_for(0, T, kMinStepsPerTask, [&](int64_t s0, int64_t s1) { fill_held_rows(rows, s0, s1); });
+  });
+}
+
 template void run_forward(const ForwardRecurrence<float>&);
 template void run_forward(const ForwardRecurrence<double>&);
 template void run_forward(const ForwardRecurrence<c10::BFloat16, float>&);
@@ -137,6 +152,7 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
     }
     ws.release(transient);
   }
+  fill_held(out, h0, groups);  // the recurrences wrote only the tick rows
 }
 
 }  // namespace

@@ -7,6 +7,8 @@
 //   read before any write could reach it);
 // - the slower groups' held terms are added inside the recurrence, never materialised per tick;
 //   the values a group holds are written by its recurrence as it goes, not gathered afterwards;
+// - the recurrences write only their tick rows of the output; the held rows are filled in one
+//   pass at the end, along whole rows (fill_held), instead of one group's columns at a time;
 // - the backward reads the upstream gradient where it lies (grad_output, grad_h_n, the faster
 //   groups' per-held-value sums) instead of assembling a (T + 1, B, H) buffer;
 // - every other temporary comes from a per-thread Workspace that is reused across calls.
@@ -16,6 +18,7 @@
 
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "../module_major.h"
 #include "recurrence.h"
@@ -49,6 +52,10 @@ T* mutable_rows_of(const at::Tensor& t) {
               "row-major is not contiguous (sizes ", t.sizes(), ", strides ", t.strides(), ")");
   return t.mutable_data_ptr<T>();
 }
+
+// The rows of out at which the groups do not tick (recurrence.h, fill_held_rows), steps spread over
+// the intra-op threads. h0 (B, H) contiguous, out (T, B, H) contiguous.
+void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<GroupTicks>& groups);
 
 // One group's recurrence over the whole batch, batch rows spread over the intra-op threads.
 template <typename T, typename A>
