@@ -58,9 +58,10 @@ template <typename T, int R, int C>
 __attribute__((always_inline)) inline void accumulate_block(const T* __restrict m, int64_t k,
                                                              const T* const* x, T* const* acc,
                                                              int64_t c0) {
-  // With few rows there are too few independent FMA chains to hide their latency, so even and
-  // odd j accumulate separately (S = 2) and are added at the end.
-  constexpr int S = R <= 2 ? 2 : 1;
+  // With few rows there are too few independent FMA chains to hide their latency, so S
+  // interleaved subsets of j accumulate separately and are added at the end (a single row, as at
+  // B = 1, is a chain of k dependent FMAs per vector otherwise: the whole tick's latency).
+  constexpr int S = R == 1 ? 4 : R == 2 ? 2 : 1;
   constexpr int W = C < 64 / static_cast<int>(sizeof(T)) ? C : 64 / static_cast<int>(sizeof(T));
   constexpr int NV = C / W;  // vectors per row
   using V = typename Vector<T, W>::type;
@@ -74,7 +75,7 @@ __attribute__((always_inline)) inline void accumulate_block(const T* __restrict 
     }
   int64_t j = 0;
   for (; j + S <= k; j += S) {
-#pragma GCC unroll 2
+#pragma GCC unroll 4
     for (int u = 0; u < S; ++u) {
       V mj[NV];
 #pragma GCC unroll 16
