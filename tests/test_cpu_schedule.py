@@ -32,6 +32,26 @@ LARGE = [
 ]
 
 
+# k covering every combination of the micro-kernel's column blocks (C, C/2, C/4, C/8 and the
+# scalar tail; C = 32 float32, 16 float64) and every j tail of the S = 4 / 2 accumulator sets.
+COLUMN_PATHS = list(range(1, 41)) + [47, 63]
+
+
+@pytest.mark.parametrize("k", COLUMN_PATHS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_column_block_and_row_tile(dtype, k):
+    """Against the reference at tile heights 1-4, the batch split unevenly over two threads
+    whatever the runner's core count: per-thread rows 1 | 2 | 3 | 3+2 | 5+4 (tiles 4+1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for B in (1, 2, 3, 5, 9):
+            problem = make_problem(7, B, 3, k + 3, [1, 2], [k, 3], dtype=dtype, seed=100 * k + B)
+            compare_runs(problem, dtype, t0=1, lengths=random_lengths(7, B, k) if B > 2 else None)
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("case", LARGE, ids=["harmonic", "nonharmonic", "one-step"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
