@@ -176,7 +176,10 @@ __attribute__((always_inline)) inline void add_row(A* __restrict dst, const S* _
                                                    int64_t stride = 1) {
   if (stride == 1) {
     for (int64_t c = 0; c < n; ++c) dst[c] += static_cast<A>(src[c]);
-  } else {  // e.g. the expanded gradient of output.sum()
+  } else if (stride == 0) {  // the expanded gradient of output.sum() or .mean(): one value
+    const A value = static_cast<A>(src[0]);
+    for (int64_t c = 0; c < n; ++c) dst[c] += value;
+  } else {  // any other layout, one element at a time
     for (int64_t c = 0; c < n; ++c) dst[c] += static_cast<A>(src[c * stride]);
   }
 }
