@@ -10,7 +10,7 @@ Streaming speed: the Clockwork RNN run one step, or one short chunk, at a time.
              nn.RNN called on the same chunks (hx carried), per step.
   crossover  one layer's forward over T steps by the module-major schedule and by the
              time-major step kernel, T = 1 .. 512: where the time-major path stops winning
-             (cwrnn_ext.step.TIME_MAJOR_MAX_COST is set from this).
+             (cwrnn_ext.step.TIME_MAJOR_MAX_COST is set from this), and which one the rule picks.
 
 Every model of a table is timed in interleaved rounds (A B C, A B C, ...), medians per step, so
 that a busy machine disturbs all of them alike; ratios are from the same run. Prints tables and
@@ -34,6 +34,7 @@ from torch import nn
 
 import cwrnn_ext
 from cwrnn_ext.functional import clockwork_rnn, clockwork_rnn_time_major
+from cwrnn_ext.step import TIME_MAJOR_MAX_COST, time_major_cost, time_major_wins
 
 INPUT_SIZE = 16
 NUM_MODULES = 8
@@ -230,17 +231,21 @@ def crossover_table(plan: dict, device: torch.device, threads: int) -> List[dict
                 rows.append(dict(section="crossover", device=device.type, threads=threads, batch=batch,
                                  hidden=hidden, modules=g, steps=steps, times=times,
                                  time_major_speedup=times["module_major"]["median_us"] / times["time_major"]["median_us"],
-                                 work=steps * batch * hidden * hidden))
+                                 rule_cost=time_major_cost(steps, batch, hidden),
+                                 rule_picks="time-major" if time_major_wins(steps, batch, hidden, device)
+                                 else "module-major"))
     return rows
 
 
 def print_crossover_table(rows: List[dict]) -> None:
     print(f"{'B':>3} {'H':>5} {'T':>5} | {'module-major':>12} {'time-major':>10} | {'time-major speed-up':>19}"
-          f" {'T*B*H^2':>12}   (us per step, median)")
+          f" {'T*H*B^0.6':>10} {'rule picks':>12}   (us per step, median; the rule: "
+          f"time-major when T*H*B^0.6 <= {TIME_MAJOR_MAX_COST})")
     for r in rows:
         t = r["times"]
         print(f"{r['batch']:>3} {r['hidden']:>5} {r['steps']:>5} | {t['module_major']['median_us']:>12.2f} "
-              f"{t['time_major']['median_us']:>10.2f} | {r['time_major_speedup']:>18.2f}x {r['work']:>12.3g}")
+              f"{t['time_major']['median_us']:>10.2f} | {r['time_major_speedup']:>18.2f}x "
+              f"{r['rule_cost']:>10.3g} {r['rule_picks']:>12}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
 # one does not; the time-major kernel costs about one step's work per step and almost nothing
 # per call, but reads each weight row once per step instead of once per group and call.
 #
-# Measured on the CPU (2026-12-01, AMD EPYC, 2 cores, float32, 8 exponential modules, forward
+# Measured on the CPU (2026-12-01, Intel Xeon VM, 2 cores, float32, 8 exponential modules, forward
 # under no_grad, `python -m benchmarks.streaming --sections crossover`): the longest sequence at
 # which time-major still wins is
 #     B=1:  T=128 at H=256, 64 at H=512, 32 at H=1024   (1 and 2 threads, I=16 and I=64)
@@ -105,14 +105,19 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
 # the two schedules are within 10-20% of each other, so the rule need not be sharper.
 # ---------------------------------------------------------------------------------------------
 
-# Time-major when steps * hidden * batch**0.6 is at most this.
+# Time-major when time_major_cost(...) is at most this.
 TIME_MAJOR_MAX_COST = 32768
+
+
+def time_major_cost(steps: int, batch: int, hidden: int) -> float:
+    """The crossover rule's measure of a sequence: steps * hidden * batch**0.6."""
+    return steps * hidden * max(batch, 1) ** 0.6
 
 
 def time_major_wins(steps: int, batch: int, hidden: int, device: torch.device) -> bool:
     """Whether the time-major kernel runs a sequence of this shape faster than module-major
     (CPU only: CUDA has no time-major sequence kernel)."""
-    return device.type == "cpu" and steps * hidden * max(batch, 1) ** 0.6 <= TIME_MAJOR_MAX_COST
+    return device.type == "cpu" and time_major_cost(steps, batch, hidden) <= TIME_MAJOR_MAX_COST
 
 
 def sequence_forward(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
