@@ -1,7 +1,7 @@
-"""The CPU schedule's own paths against the reference: pre-activations computed inside the output,
-held values written by the recurrences, the upstream gradient read where it lies (absent,
-expanded, strided), large groups (the register-blocked micro-kernel), and the per-thread
-workspace reused across calls of different shapes and from several threads."""
+"""The CPU schedule's own paths against the reference: input projections and held terms computed
+inside the recurrences (every group of a batch row on one thread), the upstream gradient read
+where it lies (absent, expanded, strided), large groups (the register-blocked micro-kernel), and
+the per-thread workspace reused across calls of different shapes and from several threads."""
 import threading
 
 import pytest

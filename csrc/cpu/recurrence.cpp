@@ -50,14 +50,22 @@ __attribute__((always_inline)) inline void store(T* p, const V& v) {
   __builtin_memcpy(p, &v, sizeof(V));
 }
 
+// A (depth x width) block of a row-major matrix whose rows lie `stride` values apart.
+template <typename T>
+struct Block {
+  const T* m;
+  int64_t stride, depth, width;
+};
+
 // acc[r][c0:c0+C] += sum_j x[r][j] * m[j][c0:c0+C] for R rows, accumulators held in registers
 // for the whole j loop (the GEMM micro-kernel shape: one load of m feeds R FMAs). Written with
 // explicit vectors: as plain arrays, GCC kept the accumulators of the narrower blocks on the
 // stack, one store-to-load round trip per FMA.
 template <typename T, int R, int C>
-__attribute__((always_inline)) inline void accumulate_block(const T* __restrict m, int64_t k,
-                                                             const T* const* x, T* const* acc,
-                                                             int64_t c0) {
+__attribute__((always_inline)) inline void accumulate_block(const Block<T>& b, const T* const* x,
+                                                             T* const* acc, int64_t c0) {
+  const T* __restrict m = b.m;
+  const int64_t k = b.depth, ld = b.stride;
   // With few rows there are too few independent FMA chains to hide their latency, so S
   // interleaved subsets of j accumulate separately and are added at the end (a single row, as at
   // B = 1, is a chain of k dependent FMAs per vector otherwise: the whole tick's latency).
@@ -79,7 +87,7 @@ __attribute__((always_inline)) inline void accumulate_block(const T* __restrict 
     for (int u = 0; u < S; ++u) {
       V mj[NV];
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + (j + u) * k + c0 + v * W);
+      for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + (j + u) * ld + c0 + v * W);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const T xj = x[r][j + u];
@@ -91,7 +99,7 @@ __attribute__((always_inline)) inline void accumulate_block(const T* __restrict 
   for (; j < k; ++j) {
     V mj[NV];
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + j * k + c0 + v * W);
+    for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + j * ld + c0 + v * W);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const T xj = x[r][j];
@@ -109,38 +117,40 @@ __attribute__((always_inline)) inline void accumulate_block(const T* __restrict 
     }
 }
 
-// acc[r][:] += sum_j x[r][j] * m[j][:] for R rows; m is (k x k) row-major.
+// acc[r][0:width] += sum_j x[r][j] * m[j][0:width] for R rows.
 template <typename T, int R>
-__attribute__((always_inline)) inline void accumulate_tile(const T* m, int64_t k, const T* const* x,
+__attribute__((always_inline)) inline void accumulate_tile(const Block<T>& m, const T* const* x,
                                                             T* const* acc) {
   constexpr int64_t C = kColBlock<T>;
+  const int64_t width = m.width;
   int64_t c0 = 0;
-  for (; c0 + C <= k; c0 += C) accumulate_block<T, R, C>(m, k, x, acc, c0);
+  for (; c0 + C <= width; c0 += C) accumulate_block<T, R, C>(m, x, acc, c0);
   // The ragged edge, which is all of a small group (k < C, e.g. 16 or 21 units): halving blocks
   // that are still whole vectors, so that only the last few columns are done one at a time.
-  if (c0 + C / 2 <= k) {
-    accumulate_block<T, R, C / 2>(m, k, x, acc, c0);
+  if (c0 + C / 2 <= width) {
+    accumulate_block<T, R, C / 2>(m, x, acc, c0);
     c0 += C / 2;
   }
-  if (c0 + C / 4 <= k) {
-    accumulate_block<T, R, C / 4>(m, k, x, acc, c0);
+  if (c0 + C / 4 <= width) {
+    accumulate_block<T, R, C / 4>(m, x, acc, c0);
     c0 += C / 4;
   }
-  if (c0 + C / 8 <= k) {
-    accumulate_block<T, R, C / 8>(m, k, x, acc, c0);
+  if (c0 + C / 8 <= width) {
+    accumulate_block<T, R, C / 8>(m, x, acc, c0);
     c0 += C / 8;
   }
-  for (; c0 < k; ++c0) accumulate_block<T, R, 1>(m, k, x, acc, c0);
+  for (; c0 < width; ++c0) accumulate_block<T, R, 1>(m, x, acc, c0);
 }
 
+// accumulate_tile for 1 to kRowTile rows.
 template <typename T>
-__attribute__((always_inline)) inline void accumulate_rows(const T* m, int64_t k, const T* const* x,
+__attribute__((always_inline)) inline void accumulate_rows(const Block<T>& m, const T* const* x,
                                                             T* const* acc, int64_t rows) {
   switch (rows) {
-    case 4: accumulate_tile<T, 4>(m, k, x, acc); break;
-    case 3: accumulate_tile<T, 3>(m, k, x, acc); break;
-    case 2: accumulate_tile<T, 2>(m, k, x, acc); break;
-    default: accumulate_tile<T, 1>(m, k, x, acc); break;
+    case 4: accumulate_tile<T, 4>(m, x, acc); break;
+    case 3: accumulate_tile<T, 3>(m, x, acc); break;
+    case 2: accumulate_tile<T, 2>(m, x, acc); break;
+    default: accumulate_tile<T, 1>(m, x, acc); break;
   }
 }
 
@@ -206,25 +216,48 @@ __attribute__((always_inline)) inline uintptr_t row_address(const T* base, int64
   return reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(row * width + offset) * sizeof(T);
 }
 
-// Ticks in the outer loop, the thread's batch rows inside: a tick's rows of pre, held values and
+// Value m of a group's held term for the faster groups (ForwardRecurrence::held_out) for batch
+// rows b0.. b0 + rows, from their states. (A function, not a lambda: a lambda's body would be
+// compiled for the baseline ISA, outside the entry points' multiversioning.)
+template <typename T, typename A>
+__attribute__((always_inline)) inline void emit_held(const ForwardRecurrence<T, A>& p, const Block<A>& column,
+                                                     A* const* state, int64_t b0, int64_t rows, int64_t m) {
+  for (int64_t tile = 0; tile < rows; tile += kRowTile) {
+    const int64_t tile_rows = std::min(kRowTile, rows - tile);
+    A* sums[kRowTile];
+    for (int64_t r = 0; r < tile_rows; ++r) {
+      sums[r] = p.held_out + (m * p.batch + b0 + tile + r) * p.begin;
+      std::fill(sums[r], sums[r] + p.begin, A(0));
+    }
+    accumulate_rows(column, state + tile, sums, tile_rows);
+  }
+}
+
+// Ticks in the outer loop, the thread's batch rows inside: a tick's rows of input, held values and
 // out are the rows b0..b1 of one step, close together, and the next tick's are fetched while this
 // one computes. (Rows outside, ticks inside, as before, jumped a whole period of steps between
-// accesses and waited on memory for every row of pre, held values and out.)
+// accesses and waited on memory for every row.)
 template <typename T, typename A>
 __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T, A>& p, int64_t b0,
                                                         int64_t b1) {
-  const int64_t k = p.size, B = p.batch, H = p.hidden, rows = b1 - b0;
+  const int64_t k = p.size, B = p.batch, H = p.hidden, I = p.input_size, rows = b1 - b0;
   const int64_t pre_stride = p.pre_stride > 0 ? p.pre_stride : k;
+  const bool project = p.pre == nullptr && I > 0;  // pre-activations computed here from the input
+  const Block<A> diag{p.diag, p.diag_stride > 0 ? p.diag_stride : k, k, k};
+  const Block<A> projection{p.weight_ih_t, p.weight_ih_stride, I, k};
+  const Block<A> column{p.column_t, p.column_stride, k, p.begin};
+  constexpr bool converts = !std::is_same_v<T, A>;  // half storage: inputs converted per row
   // Per batch row, the group's state after the previous tick and the next one's accumulators,
   // swapped each tick: the state stays in A from tick to tick, whatever `out` stores.
-  std::vector<A> buffer(2 * rows * k);
+  std::vector<A> buffer(2 * rows * k + (converts && project ? rows * I : 0));
   std::vector<A*> state(rows), acc(rows);
+  std::vector<const A*> inputs(rows);  // the tile's input rows, in A
   for (int64_t r = 0; r < rows; ++r) {
     state[r] = buffer.data() + r * k;
     acc[r] = buffer.data() + (rows + r) * k;
     convert(state[r], p.h0 + (b0 + r) * H + p.begin, k);
-    if (p.values != nullptr) copy_row(p.values + (b0 + r) * k, state[r], k);
   }
+  if (p.held_out != nullptr) emit_held(p, column, state.data(), b0, rows, 0);
   std::vector<int64_t> held_value(p.num_held, 0);  // per slower group, the value read at this tick
   for (int64_t n = 0; n < p.ticks; ++n) {
     const int64_t s = p.first + n * p.period;
@@ -236,7 +269,11 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     }
     if (n + 1 < p.ticks) {
       for (int64_t b = b0; b < b1; ++b) {
-        prefetch_row<T>(row_address(p.pre, (n + 1) * B + b, pre_stride, 0), k);
+        if (project) {
+          prefetch_row<T>(row_address(p.input, (s + p.period) * B + b, I, 0), I);
+        } else if (p.pre != nullptr) {
+          prefetch_row<T>(row_address(p.pre, (n + 1) * B + b, pre_stride, 0), k);
+        }
         for (int64_t j = 0; j < p.num_held; ++j)  // the value read next tick, or the one after
           prefetch_row<A>(row_address(p.held[j].values, (held_value[j] + 1) * B + b, p.held[j].width, p.begin), k);
       }
@@ -244,40 +281,61 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     for (int64_t tile = 0; tile < rows; tile += kRowTile) {
       const int64_t tile_rows = std::min(kRowTile, rows - tile);
       for (int64_t r = tile; r < tile + tile_rows; ++r) {
-        convert(acc[r], p.pre + (n * B + b0 + r) * pre_stride, k);
+        if (p.pre != nullptr) {
+          convert(acc[r], p.pre + (n * B + b0 + r) * pre_stride, k);
+        } else if (p.bias != nullptr) {
+          copy_row(acc[r], p.bias, k);
+        } else {
+          std::fill(acc[r], acc[r] + k, A(0));
+        }
         for (int64_t j = 0; j < p.num_held; ++j) {
           const HeldSource<A>& h = p.held[j];
           add_row(acc[r], h.values + (held_value[j] * B + b0 + r) * h.width + p.begin, k);
         }
+        if (project) {
+          const T* x = p.input + (s * B + b0 + r) * I;
+          if constexpr (converts) {
+            A* converted = buffer.data() + 2 * rows * k + r * I;
+            convert(converted, x, I);
+            inputs[r] = converted;
+          } else {
+            inputs[r] = x;
+          }
+        }
       }
-      accumulate_rows(p.diag, k, state.data() + tile, acc.data() + tile, tile_rows);
+      if (project) accumulate_rows(projection, inputs.data() + tile, acc.data() + tile, tile_rows);
+      accumulate_rows(diag, state.data() + tile, acc.data() + tile, tile_rows);
     }
     for (int64_t r = 0; r < rows; ++r) {
       activate(acc[r], k, p.relu);
       convert(p.out + (s * B + b0 + r) * H + p.begin, acc[r], k);
-      if (p.values != nullptr) copy_row(p.values + ((n + 1) * B + b0 + r) * k, acc[r], k);
       std::swap(state[r], acc[r]);
     }
+    if (p.held_out != nullptr) emit_held(p, column, state.data(), b0, rows, n + 1);
   }
 }
 
 template <typename T>
-__attribute__((always_inline)) inline void held_rows(const HeldRows<T>& p, int64_t s0, int64_t s1) {
+__attribute__((always_inline)) inline void held_rows(const HeldRows<T>& p, int64_t s0, int64_t s1,
+                                                     int64_t b0, int64_t b1) {
   const int64_t B = p.batch, H = p.hidden;
-  // Per group, the step whose row it holds at step s (-1: h0), or -2 where it ticks at s.
-  std::vector<int64_t> source(p.num_groups);
+  // Per group, its last tick at or before step s (-1: none yet), advanced step by step (a division
+  // per group and step cost as much as the copies at B = 1), and the step whose row it holds at
+  // s (-1: h0), or -2 where it ticks at s.
+  std::vector<int64_t> tick(p.num_groups), source(p.num_groups);
+  for (int64_t g = 0; g < p.num_groups; ++g) {
+    const HeldRowsGroup& group = p.groups[g];
+    tick[g] = s0 < group.first || group.ticks == 0
+                  ? -1 : std::min((s0 - group.first) / group.period, group.ticks - 1);
+  }
   for (int64_t s = s0; s < s1; ++s) {
     for (int64_t g = 0; g < p.num_groups; ++g) {
       const HeldRowsGroup& group = p.groups[g];
-      if (s < group.first || group.ticks == 0) {
-        source[g] = -1;
-      } else {
-        const int64_t tick = std::min((s - group.first) / group.period, group.ticks - 1);
-        const int64_t step = group.first + tick * group.period;
-        source[g] = step == s ? -2 : step;
-      }
+      if (tick[g] + 1 < group.ticks && group.first + (tick[g] + 1) * group.period <= s) ++tick[g];
+      const int64_t step = tick[g] < 0 ? -1 : group.first + tick[g] * group.period;
+      source[g] = step == s ? -2 : step;
     }
-    for (int64_t b = 0; b < B; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
       T* row = p.out + (s * B + b) * H;
       for (int64_t g = 0; g < p.num_groups; ++g) {
         if (source[g] == -2) continue;
@@ -313,6 +371,7 @@ template <typename T, typename A>
 __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrence<T, A>& p, int64_t b0,
                                                          int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden, rows = b1 - b0;
+  const Block<A> diag{p.diag, p.diag_stride > 0 ? p.diag_stride : k, k, k};
   std::vector<A> buffer(2 * rows * k + k);
   // Per batch row, W_ii^T delta_{n+1} (what tick n+1 sends back to h_n) and dh_n.
   std::vector<A*> carry(rows), dh(rows);
@@ -373,7 +432,7 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
       std::fill(carry[r], carry[r] + k, A(0));
     }
     for (int64_t tile = 0; tile < rows; tile += kRowTile)
-      accumulate_rows(p.diag, k, delta_of.data() + tile, carry.data() + tile, std::min(kRowTile, rows - tile));
+      accumulate_rows(diag, delta_of.data() + tile, carry.data() + tile, std::min(kRowTile, rows - tile));
   }
   gather(0, std::min(p.first, p.steps), 0);
   for (int64_t r = 0; r < rows; ++r) copy_row(p.grad_h0 + (b0 + r) * H + p.begin, dh[r], k);
@@ -381,17 +440,21 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
 
 }  // namespace
 
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1) {
-  held_rows(p, s0, s1);
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1, int64_t b0,
+                                       int64_t b1) {
+  held_rows(p, s0, s1, b0, b1);
 }
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1) {
-  held_rows(p, s0, s1);
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1, int64_t b0,
+                                       int64_t b1) {
+  held_rows(p, s0, s1, b0, b1);
 }
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1) {
-  held_rows(p, s0, s1);
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1, int64_t b0,
+                                       int64_t b1) {
+  held_rows(p, s0, s1, b0, b1);
 }
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1) {
-  held_rows(p, s0, s1);
+CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1, int64_t b0,
+                                       int64_t b1) {
+  held_rows(p, s0, s1, b0, b1);
 }
 CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1) {
   forward_rows(r, b0, b1);

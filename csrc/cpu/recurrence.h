@@ -23,6 +23,7 @@ struct GroupRecurrence {
   int64_t first, period, ticks;  // ticks at steps first, first + period, ... (ticks of them)
   bool relu;
   const A* diag;                 // forward: W_ii^T (size x size); backward: W_ii
+  int64_t diag_stride = 0;       // between rows of diag; 0: size (a contiguous block)
 };
 
 // A slower group's held term (module_major.h, HeldTerm): values (ticks + 1, B, width) row-major.
@@ -45,18 +46,30 @@ struct HeldSink {
 // Forward: h_n = f(pre_n + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n sums the slower
 // groups' held terms read at this tick; written into `out` at the step of tick n only (the steps
 // it is held, and h0 before the first tick, are left to fill_held_rows).
-//   pre: (ticks, B, size), row (n, b) at pre + (n * B + b) * pre_stride   h0: (B, H)   out: (T, B, H)
-// pre may lie inside `out` (the CPU schedule computes it in the group's columns of the last `ticks`
-// steps): each row is read before the tick that could overwrite it writes.
+//   h0: (B, H)   out: (T, B, H)
+// The pre-activations pre_n = W_ih x_{s_n} + bias come either ready-made, `pre` (ticks, B, size)
+// with row (n, b) at pre + (n * B + b) * pre_stride, or, when `pre` is null, are computed at each
+// tick from `input` (the CPU schedule: no GEMM, no pre-activation buffer, and at small batches
+// the projection fills the cycles in which the tick waits on its previous state).
 template <typename T, typename A = T>
 struct ForwardRecurrence : GroupRecurrence<T, A> {
-  const T* pre;
+  const T* pre = nullptr;
   int64_t pre_stride = 0;  // 0: size, i.e. pre is a contiguous (ticks, B, size) tensor
+  const T* input = nullptr;      // (T, B, input_size) contiguous
+  int64_t input_size = 0;
+  const A* weight_ih_t = nullptr;  // (input_size, size): the group's columns of W_ih^T, rows
+  int64_t weight_ih_stride = 0;    // weight_ih_stride apart
+  const A* bias = nullptr;       // (size), or null: no bias
   const T* h0;
   T* out;
   const HeldSource<A>* held = nullptr;
   int64_t num_held = 0;
-  A* values = nullptr;  // if set, (ticks + 1, B, size): h0's columns, then the state after each tick
+  // If set, this group's own held term for the faster groups (HeldSource), written as it goes:
+  // held_out (ticks + 1, B, begin), value m = (h0's columns, then the state after tick m - 1)
+  // times column_t (size, begin), W_hh[0:begin, the group's columns]^T, rows column_stride apart.
+  A* held_out = nullptr;
+  const A* column_t = nullptr;
+  int64_t column_stride = 0;
 };
 
 // The gradient reaching each state from outside the group's own recurrence, read where it lies
@@ -94,8 +107,9 @@ struct BackwardRecurrence : GroupRecurrence<T, A> {
 
 // The rows of out (T, B, H) at which a group does not tick: each holds the group's state after its
 // last tick before that step, or h0's columns before its first tick. The forward recurrences write
-// only the tick rows; fill_held_rows writes the rest for steps [s0, s1), every group of a row in
-// one pass, so that the writes run along whole rows instead of one group's columns at a time.
+// only the tick rows; fill_held_rows writes the rest for steps [s0, s1) and batch rows [b0, b1),
+// every group of a row in one pass, so that the writes run along whole rows instead of one
+// group's columns at a time.
 struct HeldRowsGroup {
   int64_t begin, size;           // columns [begin, begin + size)
   int64_t first, period, ticks;  // as GroupRecurrence
@@ -110,10 +124,10 @@ struct HeldRows {
   T* out;       // (T, B, H)
 };
 
-void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1);
-void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1);
-void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1);
-void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1);
+void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1);
+void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1);
+void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1);
+void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1);
 
 void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1);
 void run_forward_recurrence(const ForwardRecurrence<double>& r, int64_t b0, int64_t b1);

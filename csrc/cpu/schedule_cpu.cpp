@@ -41,7 +41,7 @@ void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<Gr
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "cwrnn_fill_held", [&] {
     const HeldRows<scalar_t> rows{T, B, H, held.data(), static_cast<int64_t>(held.size()),
                                   rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
-    at::parallel_for(0, T, kMinStepsPerTask, [&](int64_t s0, int64_t s1) { fill_held_rows(rows, s0, s1); });
+    at::parallel_for(0, T, kMinStepsPerTask, [&](int64_t s0, int64_t s1) { fill_held_rows(rows, s0, s1, 0, B); });
   });
 }
 
@@ -90,12 +90,10 @@ Tensor inputs_at_ticks(Workspace& ws, const Tensor& input, const GroupTicks& g, 
   return xs.view({g.ticks * B, I});
 }
 
-// W^T of a group's diagonal block (forward) or the block itself (backward), contiguous, in dtype.
-Tensor diagonal_block(Workspace& ws, const Tensor& weight_hh, const GroupTicks& g, bool transpose,
-                      at::ScalarType dtype) {
+// A group's diagonal block of weight_hh, contiguous, in dtype.
+Tensor diagonal_block(Workspace& ws, const Tensor& weight_hh, const GroupTicks& g, at::ScalarType dtype) {
   const int64_t begin = g.group.begin, k = g.group.size();
-  const Tensor block = weight_hh.narrow(0, begin, k).narrow(1, begin, k);
-  return ws.take({k, k}, dtype).copy_(transpose ? block.t() : block);
+  return ws.take({k, k}, dtype).copy_(weight_hh.narrow(0, begin, k).narrow(1, begin, k));
 }
 
 // The rows [0, begin) of a group's columns of weight_hh: what it sends to the faster groups.
@@ -108,51 +106,64 @@ Tensor block_column(Workspace& ws, const Tensor& weight_hh, const GroupTicks& g,
 template <typename scalar_t>
 using acc_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
+// The whole forward in one parallel region: batch rows are independent through every group, so
+// each thread runs all groups, slowest first, and then the held-row pass over its own rows, with
+// no synchronisation and no GEMM. Each recurrence computes its input projection and its held
+// term for the faster groups as it goes (ForwardRecurrence), from the weights transposed once.
 template <typename scalar_t, typename acc_t = acc_type<scalar_t>>
 void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const Tensor& weight_ih,
                     const Tensor& weight_hh, const std::optional<Tensor>& bias,
                     const std::vector<GroupTicks>& groups, Activation activation, const Tensor& out) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
+  const int64_t T = out.size(0), B = out.size(1), H = out.size(2), I = input.size(2);
   const auto acc = c10::CppTypeToScalarType<acc_t>::value;
-  std::vector<HeldSource<acc_t>> held;  // of the groups done so far, i.e. all slower than the current
-  for (auto g = groups.rbegin(); g != groups.rend(); ++g) {  // slowest first
-    const int64_t begin = g->group.begin, k = g->group.size(), ticks = g->ticks;
-    // This group's held term lives until the fastest group is done; the rest only for this group.
-    const Tensor held_term = begin > 0 ? ws.take({ticks + 1, B, begin}, acc) : Tensor();
-    const size_t transient = ws.mark();
+  const Tensor x = input.contiguous();
+  // W_ih^T (I, H), and of W_hh^T (H, H) the rows of each group's columns up to its end: its
+  // diagonal block and the block column it sends to the faster groups (rows above are unused).
+  const Tensor w_ih_t = ws.take({I, H}, acc).copy_(weight_ih.t());
+  const Tensor w_hh_t = ws.take({H, H}, acc);
+  for (const GroupTicks& g : groups) {
+    const int64_t begin = g.group.begin, k = g.group.size(), end = g.group.end;
+    w_hh_t.narrow(0, begin, k).narrow(1, 0, end).copy_(weight_hh.narrow(0, 0, end).narrow(1, begin, k).t());
+  }
+  const Tensor b = bias ? in_dtype(ws, bias->contiguous(), acc) : Tensor();
 
+  std::vector<Tensor> held_terms;  // kept alive: the raw pointers below point into them
+  std::vector<HeldSource<acc_t>> held;  // slowest first; group i (from the slowest) reads held[0, i)
+  std::vector<ForwardRecurrence<scalar_t, acc_t>> params;
+  for (auto g = groups.rbegin(); g != groups.rend(); ++g) {  // slowest first
+    const int64_t begin = g->group.begin;
     ForwardRecurrence<scalar_t, acc_t> p;
     fill_group(p, *g, out, activation);
-    p.pre = nullptr;
-    if (ticks > 0) {  // pre-activations in the group's columns of the last `ticks` steps of out
-      Tensor pre = out_rows(out, T - ticks, ticks, begin, k);
-      const Tensor xs = inputs_at_ticks(ws, input, *g, Tensor(), out.scalar_type());
-      const Tensor w = weight_ih.narrow(0, begin, k).t();
-      if (bias) {
-        at::addmm_out(pre, bias->narrow(0, begin, k), xs, w);
-      } else {
-        mm_into(pre, xs, w);
-      }
-      p.pre = rows_of<scalar_t>(out) + (T - ticks) * B * H + begin;
-      p.pre_stride = H;
-    }
-    const Tensor diag_t = diagonal_block(ws, weight_hh, *g, true, acc);
-    const Tensor values = begin > 0 ? ws.take({ticks + 1, B, k}, acc) : Tensor();
-    p.diag = rows_of<acc_t>(diag_t);
+    p.diag = rows_of<acc_t>(w_hh_t) + begin * H + begin;
+    p.diag_stride = H;
+    p.input = rows_of<scalar_t>(x);
+    p.input_size = I;
+    p.weight_ih_t = rows_of<acc_t>(w_ih_t) + begin;
+    p.weight_ih_stride = H;
+    p.bias = b.defined() ? rows_of<acc_t>(b) + begin : nullptr;
     p.h0 = rows_of<scalar_t>(h0);
     p.out = mutable_rows_of<scalar_t>(out);
-    p.held = held.data();
     p.num_held = static_cast<int64_t>(held.size());
-    p.values = begin > 0 ? mutable_rows_of<acc_t>(values) : nullptr;
-    run_forward(p);
-
-    if (begin > 0) {  // W_hh[0:begin, columns] h^{(m)} for every value m the group held
-      mm_into(as_matrix(held_term), as_matrix(values), block_column(ws, weight_hh, *g, acc).t());
-      held.push_back({rows_of<acc_t>(held_term), begin, g->first, g->group.period});
+    if (begin > 0) {
+      held_terms.push_back(ws.take({g->ticks + 1, B, begin}, acc));
+      p.held_out = mutable_rows_of<acc_t>(held_terms.back());
+      p.column_t = rows_of<acc_t>(w_hh_t) + begin * H;
+      p.column_stride = H;
+      held.push_back({p.held_out, begin, g->first, g->group.period});
     }
-    ws.release(transient);
+    params.push_back(p);
   }
-  fill_held(out, h0, groups);  // the recurrences wrote only the tick rows
+  for (auto& p : params) p.held = held.data();  // complete now: no reallocation after this
+
+  std::vector<HeldRowsGroup> rows_groups;
+  for (const GroupTicks& g : groups)
+    rows_groups.push_back({g.group.begin, g.group.size(), g.first, g.group.period, g.ticks});
+  const HeldRows<scalar_t> held_rows{T, B, H, rows_groups.data(), static_cast<int64_t>(rows_groups.size()),
+                                     rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
+  at::parallel_for(0, B, kMinRowsPerThread, [&](int64_t b0, int64_t b1) {
+    for (const auto& p : params) run_forward_recurrence(p, b0, b1);
+    fill_held_rows(held_rows, 0, T, b0, b1);  // the recurrences wrote only the tick rows
+  });
 }
 
 }  // namespace
@@ -211,7 +222,7 @@ void backward_groups(Workspace& ws, const std::optional<Tensor>& grad_output,
     const int64_t begin = g.group.begin, k = g.group.size(), ticks = g.ticks;
     const size_t transient = ws.mark();
     const Tensor delta = ws.take({ticks, B, k}, acc);
-    const Tensor diag = diagonal_block(ws, weight_hh, g, false, acc);
+    const Tensor diag = diagonal_block(ws, weight_hh, g, acc);
     const Tensor column = begin > 0 ? block_column(ws, weight_hh, g, acc) : Tensor();
     // What the faster groups sent to each value this group held.
     const Tensor from_faster = begin > 0 ? ws.take({ticks + 1, B, k}, acc) : Tensor();

@@ -1,14 +1,13 @@
 // The module-major schedule as the CPU runs it (the generic one is ../module_major.h).
 //
-// Same arithmetic, arranged to allocate and touch as little memory as possible, since in a plain
-// process every freshly mapped page costs a fault on first touch:
-// - a group's pre-activations (input GEMM + bias) are computed straight into the rows of the
-//   output that its own recurrence overwrites (its columns of the last `ticks` steps; each row is
-//   read before any write could reach it);
-// - the slower groups' held terms are added inside the recurrence, never materialised per tick;
-//   the values a group holds are written by its recurrence as it goes, not gathered afterwards;
+// Same arithmetic, arranged to allocate, touch and synchronise as little as possible, since in a
+// plain process every freshly mapped page costs a fault on first touch:
+// - the forward is one parallel region: batch rows are independent through every group, so each
+//   thread runs every group (slowest first) over its own rows; each recurrence computes its input
+//   projection and its held term for the faster groups as it goes, so there is no GEMM, no
+//   pre-activation buffer and no per-group fork and join;
 // - the recurrences write only their tick rows of the output; the held rows are filled in one
-//   pass at the end, along whole rows (fill_held), instead of one group's columns at a time;
+//   pass at the end, along whole rows (fill_held_rows), instead of one group's columns at a time;
 // - the backward reads the upstream gradient where it lies (grad_output, grad_h_n, the faster
 //   groups' per-held-value sums) instead of assembling a (T + 1, B, H) buffer;
 // - every other temporary comes from a per-thread Workspace that is reused across calls.
@@ -57,7 +56,8 @@ T* mutable_rows_of(const at::Tensor& t) {
 // the intra-op threads. h0 (B, H) contiguous, out (T, B, H) contiguous.
 void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<GroupTicks>& groups);
 
-// One group's recurrence over the whole batch, batch rows spread over the intra-op threads.
+// One group's recurrence over the whole batch, batch rows spread over the intra-op threads (the
+// generic schedule's CPU backend; the CPU forward runs all groups in one region of its own).
 template <typename T, typename A>
 void run_forward(const ForwardRecurrence<T, A>& p);
 template <typename T, typename A>

@@ -237,7 +237,7 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
     // The CPU recurrence writes the tick rows only; the held rows are a pass of their own.
     const cwrnn::HeldRowsGroup group{c.begin, c.k, c.first, c.period, ticks};
     cwrnn::fill_held_rows(cwrnn::HeldRows<ref_t>{c.T, c.B, c.H, &group, 1, h0_ref.data(), out_ref.ptr()},
-                          0, c.T);
+                          0, c.T, 0, c.B);
   }
   if (c.T > 0) {
     cwrnn::cuda::ForwardParams<scalar_t> p;
