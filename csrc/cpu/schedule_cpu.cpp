@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "huge_pages.h"
+#include "output_pool.h"
 #include "threads.h"
 #include "workspace.h"
 
@@ -177,7 +177,7 @@ std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
   const Tensor h0 = hx.contiguous();
-  Tensor out = empty_huge_paged({T, B, H}, input.options());
+  Tensor out = empty_output({T, B, H}, input.options());
   if (T > 0 && B > 0) {
     Workspace ws;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "cwrnn_forward_cpu", [&] {
@@ -308,7 +308,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> cpu_backward(
   };
   Workspace ws;
   Tensor grad_input;
-  if (need_x) grad_input = empty_huge_paged({T, B, I}, input.options());
+  if (need_x) grad_input = empty_output({T, B, I}, input.options());
   Gradients grads{need_x ? (dtype == acc ? grad_input : ws.take({T, B, I}, acc)).zero_() : Tensor(),
                   at::zeros({B, H}, acc_options), zeros_if(need_w_ih, {H, I}),
                   zeros_if(need_w_hh, {H, H}),  // disallowed blocks stay exactly 0
