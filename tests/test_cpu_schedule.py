@@ -184,3 +184,51 @@ def test_small_batch_restores_thread_count():
             assert torch.equal(grads[name], grads1[name]), name
     finally:
         torch.set_num_threads(before)
+
+
+# (T, periods, module_sizes, t0): pieces of 64 steps, whole and ragged; the fastest group ticking
+# every step or not; a slow group that never ticks; two groups only.
+PIPELINE = [
+    (256, [1, 2, 4, 8, 16, 32, 64, 128], None, 0),
+    (301, [1, 2, 4, 8, 16, 32, 64, 128], None, 5),
+    (400, [3, 5, 8, 1000], [9, 7, 5, 3], 2),
+    (260, [1, 65], [20, 12], 64),
+]
+
+
+@pytest.mark.parametrize("case", PIPELINE, ids=["exponential", "ragged", "no-period-1", "two-groups"])
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_pipelined_small_batch_forward(dtype, B, case):
+    """A batch too small to split over threads runs the forward as a two-thread pipeline over
+    pieces of time (slower groups ahead, the fastest group and the held rows behind): against the
+    reference, values and gradients, and bitwise equal to the same call on one thread."""
+    T, periods, sizes, t0 = case
+    H = sum(sizes) if sizes else 32
+    problem = make_problem(T, B, 4, H, periods, sizes, dtype=dtype, seed=T + B)
+    lengths = random_lengths(T, B, T) if B > 1 else None
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        compare_runs(problem, dtype, t0=t0, lengths=lengths)
+        two = run_kernel(problem, t0=t0, lengths=lengths)
+        torch.set_num_threads(1)
+        one = run_kernel(problem, t0=t0, lengths=lengths)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(two[0], one[0]) and torch.equal(two[1], one[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_pipelined_half_forward_equals_one_thread(dtype):
+    """The half types carry each group's float32 state between pieces, not the rounded output."""
+    problem = make_problem(333, 1, 4, 48, [1, 2, 4, 8, 16, 32], dtype=dtype, seed=7, requires_grad=False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = run_kernel(problem, t0=3, grads=False)
+        torch.set_num_threads(1)
+        one = run_kernel(problem, t0=3, grads=False)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(two[0], one[0]) and torch.equal(two[1], one[1])

@@ -73,8 +73,7 @@ std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
                                        c10::IntArrayRef module_sizes, int64_t t0, c10::string_view nonlinearity,
                                        const std::optional<Tensor>& lengths) {
   const Activation activation = parse_activation(nonlinearity);
-  check_cpu(input);
-  const ThreadsForBatch threads(input.dim() == 3 ? input.size(1) : 1);
+  check_cpu(input);  // cpu_forward sets its own thread count
   return cpu_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, activation, lengths);
 }
 

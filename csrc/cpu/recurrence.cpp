@@ -252,14 +252,21 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
   std::vector<A> buffer(2 * rows * k + (converts && project ? rows * I : 0));
   std::vector<A*> state(rows), acc(rows);
   std::vector<const A*> inputs(rows);  // the tile's input rows, in A
+  const int64_t n0 = p.tick_begin, n1 = p.tick_end < 0 ? p.ticks : std::min(p.tick_end, p.ticks);
   for (int64_t r = 0; r < rows; ++r) {
     state[r] = buffer.data() + r * k;
     acc[r] = buffer.data() + (rows + r) * k;
-    convert(state[r], p.h0 + (b0 + r) * H + p.begin, k);
+    if (n0 > 0 && p.carry != nullptr) {
+      copy_row(state[r], p.carry + (b0 + r) * k, k);
+    } else {
+      convert(state[r], p.h0 + (b0 + r) * H + p.begin, k);
+    }
   }
-  if (p.held_out != nullptr) emit_held(p, column, state.data(), b0, rows, 0);
-  std::vector<int64_t> held_value(p.num_held, 0);  // per slower group, the value read at this tick
-  for (int64_t n = 0; n < p.ticks; ++n) {
+  if (p.held_out != nullptr && n0 == 0) emit_held(p, column, state.data(), b0, rows, 0);
+  std::vector<int64_t> held_value(p.num_held);  // per slower group, the value read at this tick
+  for (int64_t j = 0; j < p.num_held; ++j)
+    held_value[j] = held_value_index(p.first + n0 * p.period, p.held[j].first, p.held[j].period);
+  for (int64_t n = n0; n < n1; ++n) {
     const int64_t s = p.first + n * p.period;
     for (int64_t j = 0; j < p.num_held; ++j) {
       // = held_value_index(s, ...), advanced incrementally: a division per tick would cost as
@@ -269,7 +276,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     }
     // A single row's next rows follow its current ones in every stream, which the hardware
     // prefetcher already follows; the hints only cost instructions there (about 4% at B = 1).
-    if (n + 1 < p.ticks && rows > 1) {
+    if (n + 1 < n1 && rows > 1) {
       for (int64_t b = b0; b < b1; ++b) {
         if (project) {
           prefetch_row<T>(row_address(p.input, (s + p.period) * B + b, I, 0), I);
@@ -315,6 +322,8 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     }
     if (p.held_out != nullptr) emit_held(p, column, state.data(), b0, rows, n + 1);
   }
+  if (p.carry != nullptr)
+    for (int64_t r = 0; r < rows; ++r) copy_row(p.carry + (b0 + r) * k, state[r], k);
 }
 
 template <typename T>

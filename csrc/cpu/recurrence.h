@@ -70,6 +70,11 @@ struct ForwardRecurrence : GroupRecurrence<T, A> {
   A* held_out = nullptr;
   const A* column_t = nullptr;
   int64_t column_stride = 0;
+  // Only ticks [tick_begin, tick_end) (tick_end < 0: to the last), to run a group in pieces of
+  // time. If `carry` (B, size) is set, the state after the last tick run is written to it, and a
+  // piece with tick_begin > 0 starts from it (otherwise from h0).
+  int64_t tick_begin = 0, tick_end = -1;
+  A* carry = nullptr;
 };
 
 // The gradient reaching each state from outside the group's own recurrence, read where it lies

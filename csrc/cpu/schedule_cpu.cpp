@@ -8,6 +8,8 @@
 #include <ATen/ops/sum.h>
 #include <ATen/ops/zeros.h>
 
+#include <atomic>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -106,6 +108,75 @@ Tensor block_column(Workspace& ws, const Tensor& weight_hh, const GroupTicks& g,
 template <typename scalar_t>
 using acc_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
 
+// Steps per piece of the pipelined forward: short enough that filling and draining the pipeline
+// costs little, long enough that a piece's work (tens of microseconds at B = 1) dwarfs a handoff.
+constexpr int64_t kPipelineSteps = 64;
+
+// A batch too small to split over two threads (fewer than 2 * kMinRowsPerThread rows) runs the
+// forward as a two-stage pipeline over time instead, given two groups and a few pieces of steps.
+bool pipelined(int64_t batch, int64_t steps, size_t groups) {
+  return batch < 2 * kMinRowsPerThread && groups >= 2 && steps >= 4 * kPipelineSteps;
+}
+
+// Waits until `progress` reaches `target`: spins briefly (a piece takes microseconds), then yields
+// the core, so that the thread it waits for can run where it shares that core.
+void wait_for(const std::atomic<int64_t>& progress, int64_t target) {
+  for (int spins = 0; progress.load(std::memory_order_acquire) < target; ++spins) {
+    if (spins < 1000) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+    } else {
+      std::this_thread::yield();
+    }
+  }
+}
+
+// The forward of a batch that cannot be split (e.g. B = 1) on two threads: one runs the slower
+// groups piece by piece (kPipelineSteps steps each), the other follows one piece behind with the
+// fastest group, which reads their held terms, and the held-row pass. At B = 1 with exponential
+// periods the fastest group has as many ticks as all the others together. params: slowest first.
+template <typename scalar_t, typename acc_t>
+void run_pipelined(Workspace& ws, const std::vector<ForwardRecurrence<scalar_t, acc_t>>& params,
+                   const std::vector<GroupTicks>& groups, const HeldRows<scalar_t>& held_rows) {
+  const int64_t T = held_rows.steps, B = held_rows.batch;
+  const auto acc = c10::CppTypeToScalarType<acc_t>::value;
+  std::vector<ForwardRecurrence<scalar_t, acc_t>> pieces = params;
+  std::vector<Tensor> carries;  // each group's state between pieces
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    carries.push_back(ws.take({B, pieces[i].size}, acc));
+    pieces[i].carry = mutable_rows_of<acc_t>(carries.back());
+  }
+  // Ticks of group i (slowest first) before step s.
+  const auto ticks_before = [&](size_t i, int64_t s) {
+    const GroupTicks& g = groups[groups.size() - 1 - i];
+    return std::min(g.ticks, tick_count(s, g.first, g.group.period));
+  };
+  const size_t fastest = pieces.size() - 1;
+  std::atomic<int64_t> slower_done{0};  // steps for which every slower group has run
+  at::parallel_for(0, 2, 1, [&](int64_t role0, int64_t role1) {
+    for (int64_t role = role0; role < role1; ++role) {  // one thread: both roles, in order
+      for (int64_t s0 = 0; s0 < T; s0 += kPipelineSteps) {
+        const int64_t s1 = std::min(T, s0 + kPipelineSteps);
+        if (role == 0) {
+          for (size_t i = 0; i < fastest; ++i) {
+            pieces[i].tick_begin = ticks_before(i, s0);
+            pieces[i].tick_end = ticks_before(i, s1);
+            run_forward_recurrence(pieces[i], 0, B);
+          }
+          slower_done.store(s1, std::memory_order_release);
+        } else {
+          wait_for(slower_done, s1);
+          pieces[fastest].tick_begin = ticks_before(fastest, s0);
+          pieces[fastest].tick_end = ticks_before(fastest, s1);
+          run_forward_recurrence(pieces[fastest], 0, B);
+          fill_held_rows(held_rows, s0, s1, 0, B);
+        }
+      }
+    }
+  });
+}
+
 // The whole forward in one parallel region: batch rows are independent through every group, so
 // each thread runs all groups, slowest first, and then the held-row pass over its own rows, with
 // no synchronisation and no GEMM. Each recurrence computes its input projection and its held
@@ -160,6 +231,10 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
     rows_groups.push_back({g.group.begin, g.group.size(), g.first, g.group.period, g.ticks});
   const HeldRows<scalar_t> held_rows{T, B, H, rows_groups.data(), static_cast<int64_t>(rows_groups.size()),
                                      rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
+  if (pipelined(B, T, groups.size()) && at::get_num_threads() >= 2) {
+    run_pipelined(ws, params, groups, held_rows);
+    return;
+  }
   at::parallel_for(0, B, kMinRowsPerThread, [&](int64_t b0, int64_t b1) {
     for (const auto& p : params) run_forward_recurrence(p, b0, b1);
     fill_held_rows(held_rows, 0, T, b0, b1);  // the recurrences wrote only the tick rows
@@ -176,6 +251,8 @@ std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
   check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
+  // Threads for the batch rows, or two for the pipeline (forward_groups).
+  const ThreadsForBatch threads(B, pipelined(B, T, groups.size()) ? 2 : 1);
   const Tensor h0 = hx.contiguous();
   Tensor out = empty_output({T, B, H}, input.options());
   if (T > 0 && B > 0) {

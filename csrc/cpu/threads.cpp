@@ -35,11 +35,12 @@ SetLocalThreads mkl_set_local_threads() {
 
 }  // namespace
 
-ThreadsForBatch::ThreadsForBatch(int64_t batch) {
+ThreadsForBatch::ThreadsForBatch(int64_t batch, int64_t at_least) {
 #if defined(_OPENMP)
   if (at::in_parallel_region()) return;
   const int current = at::get_num_threads();
-  const int wanted = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(current, batch / kMinRowsPerThread)));
+  const int64_t useful = std::max<int64_t>({1, at_least, batch / kMinRowsPerThread});
+  const int wanted = static_cast<int>(std::min<int64_t>(current, useful));
   if (wanted >= current) return;
   previous_ = current;
   omp_set_num_threads(wanted);

@@ -15,12 +15,12 @@ namespace cwrnn {
 constexpr int64_t kMinRowsPerThread = 2;
 
 // For its lifetime, the calling thread's intra-op thread count is at most enough to give every
-// thread kMinRowsPerThread batch rows (OpenMP's per-thread setting, which at::parallel_for reads,
-// and MKL's per-thread setting where torch's MKL exposes it); then restored. Other threads are
-// unaffected.
+// thread kMinRowsPerThread batch rows, or `at_least` if that is more (OpenMP's per-thread setting,
+// which at::parallel_for reads, and MKL's per-thread setting where torch's MKL exposes it); then
+// restored. Other threads are unaffected.
 class ThreadsForBatch {
  public:
-  explicit ThreadsForBatch(int64_t batch);
+  explicit ThreadsForBatch(int64_t batch, int64_t at_least = 1);
   ~ThreadsForBatch();
   ThreadsForBatch(const ThreadsForBatch&) = delete;
   ThreadsForBatch& operator=(const ThreadsForBatch&) = delete;
