@@ -256,13 +256,13 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
   for (int64_t r = 0; r < rows; ++r) {
     state[r] = buffer.data() + r * k;
     acc[r] = buffer.data() + (rows + r) * k;
-    if (n0 > 0 && p.carry != nullptr) {
+    if (!p.starts) {
       copy_row(state[r], p.carry + (b0 + r) * k, k);
     } else {
       convert(state[r], p.h0 + (b0 + r) * H + p.begin, k);
     }
   }
-  if (p.held_out != nullptr && n0 == 0) emit_held(p, column, state.data(), b0, rows, 0);
+  if (p.held_out != nullptr && p.starts) emit_held(p, column, state.data(), b0, rows, 0);
   std::vector<int64_t> held_value(p.num_held);  // per slower group, the value read at this tick
   for (int64_t j = 0; j < p.num_held; ++j)
     held_value[j] = held_value_index(p.first + n0 * p.period, p.held[j].first, p.held[j].period);

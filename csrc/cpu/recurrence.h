@@ -71,10 +71,12 @@ struct ForwardRecurrence : GroupRecurrence<T, A> {
   const A* column_t = nullptr;
   int64_t column_stride = 0;
   // Only ticks [tick_begin, tick_end) (tick_end < 0: to the last), to run a group in pieces of
-  // time. If `carry` (B, size) is set, the state after the last tick run is written to it, and a
-  // piece with tick_begin > 0 starts from it (otherwise from h0).
+  // time. If `carry` (B, size) is set, the state after the last tick run is written to it. The
+  // first piece (`starts`) begins from h0 and writes held_out's value 0; a later one begins from
+  // `carry` and leaves value 0 alone (a faster group may be reading it on another thread).
   int64_t tick_begin = 0, tick_end = -1;
   A* carry = nullptr;
+  bool starts = true;
 };
 
 // The gradient reaching each state from outside the group's own recurrence, read where it lies

@@ -166,6 +166,7 @@ void run_pipelined(Workspace& ws, const std::vector<ForwardRecurrence<scalar_t, 
     const auto ticks_before = [&](int64_t s) {
       return std::min(g.ticks, tick_count(std::min(s, T), g.first, g.group.period));
     };
+    runs[i].starts = piece == 0;
     runs[i].tick_begin = ticks_before(piece * kPipelineSteps);
     runs[i].tick_end = ticks_before((piece + 1) * kPipelineSteps);
     run_forward_recurrence(runs[i], 0, B);
