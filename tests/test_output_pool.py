@@ -139,3 +139,16 @@ def test_threads_taking_and_returning_blocks_at_once():
     for t in threads:
         t.join()
     assert not errors, errors
+
+
+def test_profiler_sees_pooled_results():
+    """torch.profiler(profile_memory=True) counts a pooled result like any other allocation."""
+    from torch.profiler import ProfilerActivity, profile
+    problem = make_problem(64, 16, 5, 256, [1, 2, 4], dtype=torch.float32, seed=8, requires_grad=False)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out, _ = forward_op(*op_args(problem, 0, None))
+    events = prof.profiler.kineto_results.events()  # as benchmarks/memory.py reads them
+    allocated = sum(e.nbytes() for e in events if e.name() == "[memory]" and e.nbytes() > 0
+                    and e.device_type() == torch.autograd.DeviceType.CPU)
+    assert out.nbytes >= POOLED_BYTES
+    assert allocated >= out.nbytes

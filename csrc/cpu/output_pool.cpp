@@ -6,6 +6,7 @@
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
@@ -101,8 +102,19 @@ Pool& pool() {
   return *instance;
 }
 
+// Bytes of pooled blocks held by live tensors, for the profiler's memory events: torch.profiler
+// (profile_memory=True) then sees these results as it sees any other allocation.
+std::atomic<int64_t> live_bytes{0};
+
+void report(void* data, int64_t bytes) {
+  const int64_t live = live_bytes.fetch_add(bytes) + bytes;
+  c10::reportMemoryUsageToProfiler(data, bytes, static_cast<size_t>(live), static_cast<size_t>(live),
+                                   c10::Device(c10::kCPU));
+}
+
 void release(void* context) {
   auto* block = static_cast<Block*>(context);
+  report(block->data, -static_cast<int64_t>(block->bytes));
   pool().give_back(*block);
   delete block;
 }
@@ -113,6 +125,7 @@ class PoolAllocator final : public c10::Allocator {
     if (bytes == 0) return {nullptr, nullptr, &release_nothing, c10::Device(c10::kCPU)};
     const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
     auto* block = new Block{pool().take(rounded), rounded};
+    report(block->data, static_cast<int64_t>(rounded));
     return {block->data, block, &release, c10::Device(c10::kCPU)};
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }  // the context owns the block
