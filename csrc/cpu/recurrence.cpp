@@ -243,7 +243,6 @@ template <typename T, typename A>
 __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T, A>& p, int64_t b0,
                                                         int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden, I = p.input_size, rows = b1 - b0;
-  const int64_t pre_stride = p.pre_stride > 0 ? p.pre_stride : k;
   const bool project = p.pre == nullptr && I > 0;  // pre-activations computed here from the input
   const Block<A> diag{p.diag, p.diag_stride > 0 ? p.diag_stride : k, k, k};
   const Block<A> projection{p.weight_ih_t, p.weight_ih_stride, I, k};
@@ -283,7 +282,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
         if (project) {
           prefetch_row<T>(row_address(p.input, (s + p.period) * B + b, I, 0), I);
         } else if (p.pre != nullptr) {
-          prefetch_row<T>(row_address(p.pre, (n + 1) * B + b, pre_stride, 0), k);
+          prefetch_row<T>(row_address(p.pre, (n + 1) * B + b, k, 0), k);
         }
         for (int64_t j = 0; j < p.num_held; ++j)  // the value read next tick, or the one after
           prefetch_row<A>(row_address(p.held[j].values, (held_value[j] + 1) * B + b, p.held[j].width, p.begin), k);
@@ -293,7 +292,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
       const int64_t tile_rows = std::min(kRowTile, rows - tile);
       for (int64_t r = tile; r < tile + tile_rows; ++r) {
         if (p.pre != nullptr) {
-          convert(acc[r], p.pre + (n * B + b0 + r) * pre_stride, k);
+          convert(acc[r], p.pre + (n * B + b0 + r) * k, k);
         } else if (p.bias != nullptr) {
           copy_row(acc[r], p.bias, k);
         } else {

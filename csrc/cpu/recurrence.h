@@ -48,13 +48,12 @@ struct HeldSink {
 // it is held, and h0 before the first tick, are left to fill_held_rows).
 //   h0: (B, H)   out: (T, B, H)
 // The pre-activations pre_n = W_ih x_{s_n} + bias come either ready-made, `pre` (ticks, B, size)
-// with row (n, b) at pre + (n * B + b) * pre_stride, or, when `pre` is null, are computed at each
-// tick from `input` (the CPU schedule: no GEMM, no pre-activation buffer, and at small batches
-// the projection fills the cycles in which the tick waits on its previous state).
+// contiguous (the generic schedule), or, when `pre` is null, are computed at each tick from
+// `input` (the CPU schedule: no GEMM, no pre-activation buffer, and at small batches the
+// projection fills the cycles in which the tick waits on its previous state).
 template <typename T, typename A = T>
 struct ForwardRecurrence : GroupRecurrence<T, A> {
   const T* pre = nullptr;
-  int64_t pre_stride = 0;  // 0: size, i.e. pre is a contiguous (ticks, B, size) tensor
   const T* input = nullptr;      // (T, B, input_size) contiguous
   int64_t input_size = 0;
   const A* weight_ih_t = nullptr;  // (input_size, size): the group's columns of W_ih^T, rows
