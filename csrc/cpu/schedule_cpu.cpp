@@ -35,11 +35,17 @@ void run_backward(const BackwardRecurrence<T, A>& p) {
 // Steps per task of fill_held: enough rows that a task is worth a thread.
 constexpr int64_t kMinStepsPerTask = 16;
 
+std::vector<HeldRowsGroup> held_rows_groups(const std::vector<GroupTicks>& groups) {
+  std::vector<HeldRowsGroup> result;
+  for (const GroupTicks& g : groups)
+    result.push_back({g.group.begin, g.group.size(), g.first, g.group.period, g.ticks});
+  return result;
+}
+
 void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<GroupTicks>& groups) {
   const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
   if (T == 0 || B == 0) return;
-  std::vector<HeldRowsGroup> held;
-  for (const GroupTicks& g : groups) held.push_back({g.group.begin, g.group.size(), g.first, g.group.period, g.ticks});
+  const std::vector<HeldRowsGroup> held = held_rows_groups(groups);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "cwrnn_fill_held", [&] {
     const HeldRows<scalar_t> rows{T, B, H, held.data(), static_cast<int64_t>(held.size()),
                                   rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
@@ -159,9 +165,7 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
   }
   for (auto& p : params) p.held = held.data();  // complete now: no reallocation after this
 
-  std::vector<HeldRowsGroup> rows_groups;
-  for (const GroupTicks& g : groups)
-    rows_groups.push_back({g.group.begin, g.group.size(), g.first, g.group.period, g.ticks});
+  const std::vector<HeldRowsGroup> rows_groups = held_rows_groups(groups);
   const HeldRows<scalar_t> held_rows{T, B, H, rows_groups.data(), static_cast<int64_t>(rows_groups.size()),
                                      rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
   if (pipelined(B, T, groups.size()) && at::get_num_threads() >= 2) {

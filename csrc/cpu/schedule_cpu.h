@@ -52,6 +52,9 @@ T* mutable_rows_of(const at::Tensor& t) {
   return t.mutable_data_ptr<T>();
 }
 
+// The groups' columns and ticks as fill_held_rows takes them.
+std::vector<HeldRowsGroup> held_rows_groups(const std::vector<GroupTicks>& groups);
+
 // The rows of out at which the groups do not tick (recurrence.h, fill_held_rows), steps spread over
 // the intra-op threads. h0 (B, H) contiguous, out (T, B, H) contiguous.
 void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<GroupTicks>& groups);
