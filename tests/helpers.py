@@ -4,6 +4,7 @@ comparing with per-dtype tolerances, and the device list.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -206,3 +207,22 @@ def preactivations(problem: Problem, t0=0, nonlinearity="tanh"):
         pres.append(pre[:, active].flatten())
         h = torch.where(active, f(pre), h)
     return torch.cat(pres) if pres else torch.zeros(0, dtype=torch.float64)
+
+
+def run_in_threads(work, count):
+    """Calls work(i) for i in range(count), each on a thread of its own, all at once, and fails
+    with every exception they raised (in a thread, an assertion would only be printed)."""
+    errors = []
+
+    def run(i):
+        try:
+            work(i)
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

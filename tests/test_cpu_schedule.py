@@ -2,14 +2,12 @@
 inside the recurrences (every group of a batch row on one thread), the upstream gradient read
 where it lies (absent, expanded, strided), large groups (the register-blocked micro-kernel), and
 the per-thread workspace reused across calls of different shapes and from several threads."""
-import threading
-
 import pytest
 import torch
 
 import cwrnn_ext
 from cwrnn_ext import reference
-from helpers import assert_close, make_problem, random_lengths, run_kernel, run_reference
+from helpers import assert_close, make_problem, random_lengths, run_in_threads, run_kernel, run_reference
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -128,24 +126,13 @@ def test_threads_calling_at_once_match_serial():
         return [output.detach(), h_n.detach()] + list(grads)
 
     serial = [work(x) for x in inputs]
-    results = [None] * len(inputs)
-    errors = []
 
-    def run(i):
-        try:
-            for _ in range(3):
-                results[i] = work(inputs[i])
-                for a, b in zip(results[i], serial[i]):
-                    assert torch.equal(a, b)
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+    def repeat(i):
+        for _ in range(3):
+            for a, b in zip(work(inputs[i]), serial[i]):
+                assert torch.equal(a, b)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(inputs))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_in_threads(repeat, len(inputs))
 
 
 @pytest.mark.parametrize("op", ["forward", "backward"])

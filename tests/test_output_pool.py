@@ -6,13 +6,12 @@ no more than its limit."""
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 import torch
 
 from cwrnn_ext import reference
-from helpers import assert_close, make_problem
+from helpers import assert_close, make_problem, run_in_threads
 
 POOLED_BYTES = 1 << 20  # csrc/cpu/output_pool.h, kPooledBytes
 LIMIT_BYTES = 64 << 20  # the default CWRNN_OUTPUT_CACHE_MB
@@ -122,23 +121,14 @@ def test_threads_taking_and_returning_blocks_at_once():
     problems = [make_problem(64, 16, 3, 256, [1, 2, 4, 8], dtype=torch.float32, seed=i,
                              requires_grad=False) for i in range(3)]
     serial = [forward_op(*op_args(p, 0, None))[0].clone() for p in problems]
-    errors = []
 
-    def run(i):
-        try:
-            for _ in range(6):
-                out, _ = forward_op(*op_args(problems[i], 0, None))
-                assert torch.equal(out, serial[i])
-                out.fill_(float("nan"))
-        except Exception as error:  # noqa: BLE001 - reported below
-            errors.append(error)
+    def work(i):
+        for _ in range(6):
+            out, _ = forward_op(*op_args(problems[i], 0, None))
+            assert torch.equal(out, serial[i])
+            out.fill_(float("nan"))
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(problems))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
+    run_in_threads(work, len(problems))
 
 
 def test_profiler_sees_pooled_results():
