@@ -7,10 +7,41 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include "cpu/isa_dispatch.h"
+#include "cpu/threads.h"
+
 extern "C" {
-// Importing cwrnn_ext._C runs the static registrations below; the module itself is empty.
+// _C.cpu_capability(): the instruction set the CPU kernels run with ("DEFAULT", "AVX2", "AVX512").
+static PyObject* cpu_capability(PyObject*, PyObject*) {
+  return PyUnicode_FromString(cwrnn::cpu_kernels_name());
+}
+
+// _C.last_call_threads(): the intra-op threads this thread's last CPU forward, backward or step
+// was given by the work policy (cpu/threads.h), for tests of that policy.
+static PyObject* last_call_threads(PyObject*, PyObject*) {
+  return PyLong_FromLong(cwrnn::last_call_threads());
+}
+
+// _C.set_min_parallel_macs(n): sets the work threshold below which CPU calls run on one thread
+// (cpu/threads.h) and returns the previous one; for tests of the threaded paths on small problems.
+static PyObject* set_min_parallel_macs(PyObject*, PyObject* arg) {
+  const long long macs = PyLong_AsLongLong(arg);
+  if (macs == -1 && PyErr_Occurred()) return nullptr;
+  if (macs < 0) {
+    PyErr_SetString(PyExc_ValueError, "set_min_parallel_macs: macs must be >= 0");
+    return nullptr;
+  }
+  return PyLong_FromLongLong(cwrnn::set_min_parallel_macs(macs));
+}
+
+// Importing cwrnn_ext._C runs the static registrations below; the module holds these functions.
 PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  static PyMethodDef methods[] = {
+      {"cpu_capability", cpu_capability, METH_NOARGS, "The instruction set the CPU kernels run with."},
+      {"last_call_threads", last_call_threads, METH_NOARGS, "Threads given to this thread's last CPU call."},
+      {"set_min_parallel_macs", set_min_parallel_macs, METH_O, "Sets the CPU work threshold; returns the old."},
+      {nullptr, nullptr, 0, nullptr}};
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);
 }
 }

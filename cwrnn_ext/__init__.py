@@ -5,9 +5,9 @@ from . import reference
 from .functional import clockwork_rnn
 from .layout import exponential_periods, split_evenly
 from .modules import ClockworkRNN, ClockworkRNNCell
-from .ops import cuda_kernels_available
+from .ops import cpu_capability, cuda_kernels_available
 from .streaming import Stream
 
 __all__ = ["ClockworkRNN", "ClockworkRNNCell", "Stream", "clockwork_rnn", "reference",
-           "cuda_kernels_available", "exponential_periods", "split_evenly"]
+           "cpu_capability", "cuda_kernels_available", "exponential_periods", "split_evenly"]
 __version__ = "0.1.0"

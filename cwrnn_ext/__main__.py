@@ -42,6 +42,9 @@ def report() -> List[str]:
         lines.append(f"GPU visible: yes ({names})")
     else:
         lines.append("GPU visible: no")
+    if ops.KERNELS_LOADED:
+        lines.append(f"CPU kernels: {ops.cpu_capability()} (torch's CPU capability: "
+                     f"{torch.backends.cpu.get_cpu_capability()}; ATEN_CPU_CAPABILITY=default|avx2 lowers both)")
     lines.append(f"CPU threads: {torch.get_num_threads()} used by torch, {os.cpu_count()} logical cores")
     for device in ("cpu", "cuda"):
         kernel_dtypes = ops.KERNEL_DTYPES[device]

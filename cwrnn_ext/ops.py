@@ -39,6 +39,14 @@ def cuda_kernels_available() -> bool:
     return _CUDA_KERNELS
 
 
+def cpu_capability() -> str:
+    """The instruction set the CPU kernels run with: "AVX512", "AVX2" or "DEFAULT" (the baseline:
+    SSE2 on x86-64, NEON on aarch64), named as `torch.backends.cpu.get_cpu_capability()` names
+    ATen's. Chosen once per process from that capability, so `ATEN_CPU_CAPABILITY=default|avx2`
+    lowers both alike; never above what the CPU has. None when the extension is not loaded."""
+    return _C.cpu_capability() if KERNELS_LOADED else None
+
+
 def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
     if not KERNELS_LOADED:
         return False

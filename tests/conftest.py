@@ -22,3 +22,18 @@ def pytest_configure(config):
 def _seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def threads_for_any_work():
+    """Lets even tiny CPU calls use every intra-op thread (the work threshold at 0), so that tests
+    of the threaded schedules reach them on small problems; restored afterwards."""
+    from cwrnn_ext import ops
+    if not ops.KERNELS_LOADED:
+        yield
+        return
+    previous = ops._C.set_min_parallel_macs(0)
+    try:
+        yield
+    finally:
+        ops._C.set_min_parallel_macs(previous)

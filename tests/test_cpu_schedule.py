@@ -9,6 +9,10 @@ import cwrnn_ext
 from cwrnn_ext import reference
 from helpers import assert_close, make_problem, random_lengths, run_in_threads, run_kernel, run_reference
 
+# The threaded schedules on small problems: without this, the work threshold would run them on one
+# thread (test_thread_policy.py tests the threshold itself).
+pytestmark = pytest.mark.usefixtures("threads_for_any_work")
+
 DTYPES = [torch.float64, torch.float32]
 
 
@@ -30,8 +34,10 @@ LARGE = [
 ]
 
 
-# k covering every combination of the micro-kernel's column blocks (C, C/2, C/4, C/8 and the
-# scalar tail; C = 32 float32, 16 float64) and every j tail of the S = 4 / 2 accumulator sets.
+# k covering every combination of the micro-kernel's column blocks (C, C/2, ... down to 16 bytes,
+# then single columns; C = two registers: 32 float32 / 16 float64 with AVX-512, 16 / 8 with AVX2,
+# 8 / 4 on the baseline, each set tested under its own ATEN_CPU_CAPABILITY by
+# test_cpu_capability.py) and every j tail of the S = 4 / 2 accumulator sets.
 COLUMN_PATHS = list(range(1, 41)) + [47, 63]
 
 

@@ -84,8 +84,7 @@ OptionalGradients backward_cpu(const std::optional<Tensor>& grad_output,
                                c10::IntArrayRef module_sizes, int64_t t0, c10::string_view nonlinearity,
                                const std::optional<Tensor>& lengths, GradientMask output_mask) {
   const Activation activation = parse_activation(nonlinearity);
-  check_cpu(input);
-  const ThreadsForBatch threads(input.dim() == 3 ? input.size(1) : 1);
+  check_cpu(input);  // cpu_backward sets its own thread count
   return as_optional(cpu_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output,
                                   periods, module_sizes, t0, activation, lengths, output_mask));
 }

@@ -18,14 +18,10 @@
 
 namespace cwrnn {
 
-// Steps per piece of the pipelined forward: short enough that filling and draining the pipeline
-// costs little, long enough that a piece's work (tens of microseconds at B = 1) dwarfs a handoff.
-constexpr int64_t kPipelineSteps = 64;
-
 // A batch too small to split over two threads (fewer than 2 * kMinRowsPerThread rows) runs the
 // forward as a two-stage pipeline over time instead, given two groups and a few pieces of steps.
 inline bool pipelined(int64_t batch, int64_t steps, size_t groups) {
-  return batch < 2 * kMinRowsPerThread && groups >= 2 && steps >= 4 * kPipelineSteps;
+  return batch < 2 * policy::kMinRowsPerThread && groups >= 2 && steps >= 4 * policy::kPipelineSteps;
 }
 
 // One chain of pieces that must run in order, one at a time, on whichever thread gets to it.
@@ -61,7 +57,8 @@ template <typename scalar_t, typename acc_t>
 void run_pipelined(Workspace& ws, const std::vector<ForwardRecurrence<scalar_t, acc_t>>& params,
                    const std::vector<GroupTicks>& groups, const HeldRows<scalar_t>& held_rows) {
   const int64_t T = held_rows.steps, B = held_rows.batch;
-  const int64_t pieces = (T + kPipelineSteps - 1) / kPipelineSteps;
+  const int64_t steps = policy::kPipelineSteps;
+  const int64_t pieces = (T + steps - 1) / steps;
   const auto acc = c10::CppTypeToScalarType<acc_t>::value;
   std::vector<ForwardRecurrence<scalar_t, acc_t>> runs = params;
   std::vector<at::Tensor> carries;  // each group's state between pieces
@@ -70,15 +67,15 @@ void run_pipelined(Workspace& ws, const std::vector<ForwardRecurrence<scalar_t, 
     p.carry = mutable_rows_of<acc_t>(carries.back());
   }
   const size_t fastest = runs.size() - 1;
-  // Group i (slowest first) over the ticks of steps [kPipelineSteps * piece, ... + kPipelineSteps).
+  // Group i (slowest first) over the ticks of steps [steps * piece, steps * (piece + 1)).
   const auto run_group = [&](size_t i, int64_t piece) {
     const GroupTicks& g = groups[groups.size() - 1 - i];
     const auto ticks_before = [&](int64_t s) {
       return std::min(g.ticks, tick_count(std::min(s, T), g.first, g.group.period));
     };
     runs[i].starts = piece == 0;
-    runs[i].tick_begin = ticks_before(piece * kPipelineSteps);
-    runs[i].tick_end = ticks_before((piece + 1) * kPipelineSteps);
+    runs[i].tick_begin = ticks_before(piece * steps);
+    runs[i].tick_end = ticks_before((piece + 1) * steps);
     run_forward_recurrence(runs[i], 0, B);
   };
   const auto slower_piece = [&](int64_t piece) {
@@ -86,8 +83,8 @@ void run_pipelined(Workspace& ws, const std::vector<ForwardRecurrence<scalar_t, 
   };
   const auto fastest_piece = [&](int64_t piece) {
     run_group(fastest, piece);
-    const int64_t s0 = piece * kPipelineSteps;
-    fill_held_rows(held_rows, s0, std::min(T, s0 + kPipelineSteps), 0, B);
+    const int64_t s0 = piece * steps;
+    fill_held_rows(held_rows, s0, std::min(T, s0 + steps), 0, B);
   };
   Chain slower, fastest_chain;
   at::parallel_for(0, 2, 1, [&](int64_t role0, int64_t role1) {
@@ -99,7 +96,7 @@ void run_pipelined(Workspace& ws, const std::vector<ForwardRecurrence<scalar_t, 
             : try_run_next(fastest_chain, ready(), fastest_piece) || try_run_next(slower, pieces, slower_piece);
         if (ran) {
           idle = 0;
-        } else if (++idle < 1000) {  // a piece takes microseconds: spin briefly, then yield the core
+        } else if (++idle < policy::kPipelineSpins) {  // spin briefly, then yield the core
 #if defined(__x86_64__) || defined(__i386__)
           __builtin_ia32_pause();
 #endif

@@ -19,21 +19,26 @@
 
 namespace cwrnn {
 
+// The multiply-adds of a forward's recurrences: each tick of a group reads the input and the
+// hidden columns [begin, H) for its k rows (threads_for_work's measure of a call).
+int64_t forward_macs(const std::vector<GroupTicks>& groups, int64_t batch, int64_t input_size, int64_t hidden) {
+  int64_t macs = 0;
+  for (const GroupTicks& g : groups) macs += g.ticks * batch * g.group.size() * (input_size + hidden - g.group.begin);
+  return macs;
+}
+
 template <typename T, typename A>
 void run_forward(const ForwardRecurrence<T, A>& p) {
-  at::parallel_for(0, p.batch, kMinRowsPerThread,
+  at::parallel_for(0, p.batch, policy::kMinRowsPerThread,
                    [&](int64_t b0, int64_t b1) { run_forward_recurrence(p, b0, b1); });
 }
 
 template <typename T, typename A>
 void run_backward(const BackwardRecurrence<T, A>& p) {
   // Rows of a sink belong to batch rows, so threads owning disjoint batch rows never collide.
-  at::parallel_for(0, p.batch, kMinRowsPerThread,
+  at::parallel_for(0, p.batch, policy::kMinRowsPerThread,
                    [&](int64_t b0, int64_t b1) { run_backward_recurrence(p, b0, b1); });
 }
-
-// Steps per task of fill_held: enough rows that a task is worth a thread.
-constexpr int64_t kMinStepsPerTask = 16;
 
 std::vector<HeldRowsGroup> held_rows_groups(const std::vector<GroupTicks>& groups) {
   std::vector<HeldRowsGroup> result;
@@ -49,7 +54,7 @@ void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<Gr
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "cwrnn_fill_held", [&] {
     const HeldRows<scalar_t> rows{T, B, H, held.data(), static_cast<int64_t>(held.size()),
                                   rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
-    at::parallel_for(0, T, kMinStepsPerTask, [&](int64_t s0, int64_t s1) { fill_held_rows(rows, s0, s1, 0, B); });
+    at::parallel_for(0, T, policy::kMinStepsPerTask, [&](int64_t s0, int64_t s1) { fill_held_rows(rows, s0, s1, 0, B); });
   });
 }
 
@@ -172,7 +177,7 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
     run_pipelined(ws, params, groups, held_rows);
     return;
   }
-  at::parallel_for(0, B, kMinRowsPerThread, [&](int64_t b0, int64_t b1) {
+  at::parallel_for(0, B, policy::kMinRowsPerThread, [&](int64_t b0, int64_t b1) {
     for (const auto& p : params) run_forward_recurrence(p, b0, b1);
     fill_held_rows(held_rows, 0, T, b0, b1);  // the recurrences wrote only the tick rows
   });
@@ -188,8 +193,8 @@ std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
   check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
-  // Threads for the batch rows, or two for the pipeline (forward_groups).
-  const ThreadsForBatch threads(B, pipelined(B, T, groups.size()) ? 2 : 1);
+  // Threads for the batch rows, or two for the pipeline (forward_groups), if the work pays for them.
+  const ThreadsForWork threads(forward_macs(groups, B, input.size(2), H), B, pipelined(B, T, groups.size()) ? 2 : 1);
   const Tensor h0 = hx.contiguous();
   Tensor out = empty_output({T, B, H}, input.options());
   if (T > 0 && B > 0) {
@@ -312,6 +317,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> cpu_backward(
   check_backward_arguments(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, lengths);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
+  // The recurrences and the GEMMs each cost about a forward.
+  const ThreadsForWork threads(2 * forward_macs(groups, B, I, H), B);
   const auto [need_x, need_h0, need_w_ih, need_w_hh, need_bias] = mask;
   // Gradients are summed in the arithmetic type (float32 for the half types) and rounded once.
   const auto dtype = input.scalar_type();

@@ -18,17 +18,13 @@
 #include "../step_arguments.h"
 #include "../step_generic.h"
 #include "step_kernel.h"
+#include "threads.h"
 
 namespace cwrnn {
 namespace {
 
 using at::Tensor;
 
-// Multiply-adds in a step below which a second thread costs more than it saves (waking the
-// thread pool takes microseconds; a step of this size takes about as long on one core).
-constexpr int64_t kMinParallelMacs = 1 << 17;
-// Hidden rows per task: a multiple of the kernel's widest weight tile (8 rows).
-constexpr int64_t kTaskRowQuantum = 8;
 
 struct Task {
   int32_t group;
@@ -73,8 +69,11 @@ void run_step(const StepRows<T>& p, const std::vector<PeriodGroup>& groups, cons
     }
     macs += on.count(g) * group.size() * (p.input_size + p.hidden - group.begin);
   }
-  const int threads = at::get_num_threads();
-  if (threads <= 1 || macs < kMinParallelMacs || at::in_parallel_region()) {
+  // The tasks split hidden rows, not the batch: every available thread can take some.
+  const int available = at::in_parallel_region() ? 1 : at::get_num_threads();
+  const int threads = threads_for_work(macs, num_rows, available, available);
+  record_call_threads(threads);
+  if (threads <= 1) {
     for (size_t g = 0; g < groups.size(); ++g)
       if (on.count(g) > 0)
         step_group_rows(p, groups[g].begin, groups[g].begin, groups[g].end, on.rows(g), on.count(g));
@@ -88,7 +87,7 @@ void run_step(const StepRows<T>& p, const std::vector<PeriodGroup>& groups, cons
     const PeriodGroup& group = groups[g];
     const int64_t row_cost = on.count(g) * (p.input_size + p.hidden - group.begin);
     int64_t block = std::max<int64_t>(target / row_cost, 1);
-    block = (block + kTaskRowQuantum - 1) / kTaskRowQuantum * kTaskRowQuantum;
+    block = (block + policy::kTaskRowQuantum - 1) / policy::kTaskRowQuantum * policy::kTaskRowQuantum;
     for (int64_t r = group.begin; r < group.end; r += block)
       tasks.push_back({static_cast<int32_t>(g), r, std::min(r + block, group.end)});
   }

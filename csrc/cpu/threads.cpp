@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -33,14 +34,32 @@ SetLocalThreads mkl_set_local_threads() {
   return fn;
 }
 
+thread_local int last_threads = 0;
+std::atomic<int64_t> threshold{policy::kMinParallelMacs};
+
 }  // namespace
 
-ThreadsForBatch::ThreadsForBatch(int64_t batch, int64_t at_least) {
-#if defined(_OPENMP)
-  if (at::in_parallel_region()) return;
+int64_t min_parallel_macs() { return threshold.load(std::memory_order_relaxed); }
+int64_t set_min_parallel_macs(int64_t macs) { return threshold.exchange(macs, std::memory_order_relaxed); }
+
+int threads_for_work(int64_t macs, int64_t batch, int64_t at_least, int available) {
+  if (macs < min_parallel_macs()) return 1;
+  const int64_t useful = std::max<int64_t>({1, at_least, batch / policy::kMinRowsPerThread});
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(available, useful)));
+}
+
+int last_call_threads() { return last_threads; }
+void record_call_threads(int threads) { last_threads = threads; }
+
+ThreadsForWork::ThreadsForWork(int64_t macs, int64_t batch, int64_t at_least) {
+  if (at::in_parallel_region()) {
+    record_call_threads(1);
+    return;
+  }
   const int current = at::get_num_threads();
-  const int64_t useful = std::max<int64_t>({1, at_least, batch / kMinRowsPerThread});
-  const int wanted = static_cast<int>(std::min<int64_t>(current, useful));
+  const int wanted = threads_for_work(macs, batch, at_least, current);
+  record_call_threads(wanted);
+#if defined(_OPENMP)
   if (wanted >= current) return;
   previous_ = current;
   omp_set_num_threads(wanted);
@@ -48,7 +67,7 @@ ThreadsForBatch::ThreadsForBatch(int64_t batch, int64_t at_least) {
 #endif
 }
 
-ThreadsForBatch::~ThreadsForBatch() {
+ThreadsForWork::~ThreadsForWork() {
 #if defined(_OPENMP)
   if (previous_ == 0) return;
   omp_set_num_threads(previous_);

@@ -1,33 +1,41 @@
-// Fewer intra-op threads for a call that cannot use them.
-//
-// A parallel region costs a fork and a join of every thread, and when another process holds a
-// core the join waits for a thread the OS has descheduled (a B=1 forward opened ~24, mostly in
-// small GEMMs, and stalled from ~7 ms to ~100 ms on a busy 2-core machine). The recurrences split
-// the batch over threads, at least kMinRowsPerThread rows each; a call whose batch cannot be split
-// that many ways gains nothing from more threads elsewhere either, its GEMMs being as thin.
+// How many intra-op threads a CPU call uses: one below policy::kMinParallelMacs of work (so the
+// call opens no parallel region, as ATen's parallel_for runs inline below its grain size), else
+// enough to give each thread policy::kMinRowsPerThread batch rows (or `at_least`, e.g. 2 for the
+// pipelined forward), never more than torch allows.
 #pragma once
 
 #include <cstdint>
 
+#include "policy.h"
+
 namespace cwrnn {
 
-// Rows per thread below which spreading the batch over threads costs more than it saves.
-constexpr int64_t kMinRowsPerThread = 2;
+// The work threshold in force: policy::kMinParallelMacs unless a test has set another (0: every
+// call may use threads, to exercise the threaded paths on small problems). Returns the previous.
+int64_t min_parallel_macs();
+int64_t set_min_parallel_macs(int64_t macs);
 
-// For its lifetime, the calling thread's intra-op thread count is at most enough to give every
-// thread kMinRowsPerThread batch rows, or `at_least` if that is more (OpenMP's per-thread setting,
-// which at::parallel_for reads, and MKL's per-thread setting where torch's MKL exposes it); then
-// restored. Other threads are unaffected.
-class ThreadsForBatch {
+// The threads a call of `macs` multiply-adds over `batch` rows may use, of `available`.
+int threads_for_work(int64_t macs, int64_t batch, int64_t at_least, int available);
+
+// For its lifetime, the calling thread's intra-op thread count (OpenMP's per-thread setting,
+// which at::parallel_for reads, and MKL's where torch's MKL exposes it) is threads_for_work's;
+// then restored. Other threads are unaffected. Records the count for last_call_threads().
+class ThreadsForWork {
  public:
-  explicit ThreadsForBatch(int64_t batch, int64_t at_least = 1);
-  ~ThreadsForBatch();
-  ThreadsForBatch(const ThreadsForBatch&) = delete;
-  ThreadsForBatch& operator=(const ThreadsForBatch&) = delete;
+  ThreadsForWork(int64_t macs, int64_t batch, int64_t at_least = 1);
+  ~ThreadsForWork();
+  ThreadsForWork(const ThreadsForWork&) = delete;
+  ThreadsForWork& operator=(const ThreadsForWork&) = delete;
 
  private:
-  int previous_ = 0;      // 0: nothing changed
+  int previous_ = 0;       // 0: nothing changed
   int previous_mkl_ = -1;  // -1: MKL's setting not changed
 };
+
+// The thread count that the calling thread's last CPU forward, backward or step was given (what
+// tests read to check the policy without timing anything).
+int last_call_threads();
+void record_call_threads(int threads);
 
 }  // namespace cwrnn

@@ -1,7 +1,6 @@
-// Per-thread loops of recurrence.h. The public entry points are compiled for several x86-64
-// levels (function multi-versioning) and the loader picks the best one for the running CPU, so
-// the build needs no -march flag and still uses AVX2/AVX-512 where the CPU has them.
-#include "recurrence.h"
+// The CPU recurrences' per-thread loops (recurrence.h), compiled once per instruction set
+// (isa_kernels.h): the micro-kernel's tile is sized from that set's vector width and registers.
+#pragma once
 
 #include <algorithm>
 #include <cstdint>
@@ -12,43 +11,25 @@
 
 #include "../schedule.h"
 #include "activations.h"
+#include "recurrence.h"
+#include "simd.h"
 
-// CWRNN_NO_MULTIVERSION: one version (ThreadSanitizer crashes at start-up on the resolvers).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) && \
-    !defined(CWRNN_NO_MULTIVERSION)
-#define CWRNN_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define CWRNN_MULTIVERSION
-#endif
-
-namespace cwrnn {
+namespace cwrnn::CWRNN_ISA {
 namespace {
 
-constexpr int64_t kRowTile = 4;  // batch rows sharing each load of the diagonal block
+using simd::Vec;
 
-// Columns per register block: 128 bytes of accumulators per row (two AVX-512 or four AVX2
-// registers), enough independent FMA chains to hide their latency.
+// The micro-kernel's register tile: kRowTile batch rows share each load of a weight row, and each
+// row accumulates kColumnVectors registers of columns. Its accumulators, the weight row's vectors
+// and a broadcast must fit the register file, or GCC keeps them on the stack.
+constexpr int64_t kRowTile = 4;
+constexpr int kColumnVectors = 2;
+static_assert(kRowTile * kColumnVectors + kColumnVectors + 1 <= simd::kRegisters,
+              "the micro-kernel's tile must fit the vector registers");
+
+// Columns per register block.
 template <typename T>
-constexpr int64_t kColBlock = 128 / sizeof(T);
-
-// W values of T as one vector (GCC's vector extension; each multiversioned entry point maps it to
-// its own registers: one AVX-512 register, two AVX2 or four SSE ones for 64 bytes).
-template <typename T, int W>
-struct Vector {
-  typedef T type __attribute__((vector_size(W * sizeof(T))));
-};
-
-template <typename V, typename T>
-__attribute__((always_inline)) inline V load(const T* p) {
-  V v;
-  __builtin_memcpy(&v, p, sizeof(V));
-  return v;
-}
-
-template <typename V, typename T>
-__attribute__((always_inline)) inline void store(T* p, const V& v) {
-  __builtin_memcpy(p, &v, sizeof(V));
-}
+constexpr int64_t kColBlock = kColumnVectors * simd::kLanes<T>;
 
 // A (depth x width) block of a row-major matrix whose rows lie `stride` values apart.
 template <typename T>
@@ -70,17 +51,15 @@ __attribute__((always_inline)) inline void accumulate_block(const Block<T>& b, c
   // interleaved subsets of j accumulate separately and are added at the end (a single row, as at
   // B = 1, is a chain of k dependent FMAs per vector otherwise: the whole tick's latency).
   constexpr int S = R == 1 ? 4 : R == 2 ? 2 : 1;
-  constexpr int W = C < 64 / static_cast<int>(sizeof(T)) ? C : 64 / static_cast<int>(sizeof(T));
+  constexpr int W = C < simd::kLanes<T> ? C : simd::kLanes<T>;  // lanes per vector
   constexpr int NV = C / W;  // vectors per row
-  // One column (the ragged edge's last few) as a plain T: as a one-element vector GCC kept every
-  // accumulator on the stack, a store and a load per multiply-add (a fifth of the forward at k=21).
-  using V = std::conditional_t<W == 1, T, typename Vector<T, W>::type>;
+  using V = Vec<T, W>;
   V sum[S][R][NV];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int v = 0; v < NV; ++v) {
-      sum[0][r][v] = load<V>(acc[r] + c0 + v * W);
+      sum[0][r][v] = simd::load<V>(acc[r] + c0 + v * W);
       for (int u = 1; u < S; ++u) sum[u][r][v] = V{};
     }
   int64_t j = 0;
@@ -89,24 +68,24 @@ __attribute__((always_inline)) inline void accumulate_block(const Block<T>& b, c
     for (int u = 0; u < S; ++u) {
       V mj[NV];
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + (j + u) * ld + c0 + v * W);
+      for (int v = 0; v < NV; ++v) mj[v] = simd::load<V>(m + (j + u) * ld + c0 + v * W);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
         const T xj = x[r][j + u];
 #pragma GCC unroll 16
-        for (int v = 0; v < NV; ++v) sum[u][r][v] += xj * mj[v];
+        for (int v = 0; v < NV; ++v) sum[u][r][v] = simd::multiply_add(sum[u][r][v], xj, mj[v]);
       }
     }
   }
   for (; j < k; ++j) {
     V mj[NV];
 #pragma GCC unroll 16
-    for (int v = 0; v < NV; ++v) mj[v] = load<V>(m + j * ld + c0 + v * W);
+    for (int v = 0; v < NV; ++v) mj[v] = simd::load<V>(m + j * ld + c0 + v * W);
 #pragma GCC unroll 16
     for (int r = 0; r < R; ++r) {
       const T xj = x[r][j];
 #pragma GCC unroll 16
-      for (int v = 0; v < NV; ++v) sum[0][r][v] += xj * mj[v];
+      for (int v = 0; v < NV; ++v) sum[0][r][v] = simd::multiply_add(sum[0][r][v], xj, mj[v]);
     }
   }
 #pragma GCC unroll 16
@@ -115,8 +94,25 @@ __attribute__((always_inline)) inline void accumulate_block(const Block<T>& b, c
     for (int v = 0; v < NV; ++v) {
       V total = sum[0][r][v];
       for (int u = 1; u < S; ++u) total += sum[u][r][v];
-      store(acc[r] + c0 + v * W, total);
+      simd::store(acc[r] + c0 + v * W, total);
     }
+}
+
+// The ragged edge of a tile from column c0, in blocks of C columns, then C / 2, ... while a block
+// is at least a 16-byte vector (all of a small group, e.g. 16 or 21 units); the last few columns one
+// at a time.
+template <typename T, int R, int C>
+__attribute__((always_inline)) inline void accumulate_edge(const Block<T>& m, const T* const* x,
+                                                            T* const* acc, int64_t c0) {
+  if constexpr (C * sizeof(T) >= 16) {
+    if (c0 + C <= m.width) {
+      accumulate_block<T, R, C>(m, x, acc, c0);
+      c0 += C;
+    }
+    accumulate_edge<T, R, C / 2>(m, x, acc, c0);
+  } else {
+    for (; c0 < m.width; ++c0) accumulate_block<T, R, 1>(m, x, acc, c0);
+  }
 }
 
 // acc[r][0:width] += sum_j x[r][j] * m[j][0:width] for R rows.
@@ -124,24 +120,9 @@ template <typename T, int R>
 __attribute__((always_inline)) inline void accumulate_tile(const Block<T>& m, const T* const* x,
                                                             T* const* acc) {
   constexpr int64_t C = kColBlock<T>;
-  const int64_t width = m.width;
   int64_t c0 = 0;
-  for (; c0 + C <= width; c0 += C) accumulate_block<T, R, C>(m, x, acc, c0);
-  // The ragged edge, which is all of a small group (k < C, e.g. 16 or 21 units): halving blocks
-  // that are still whole vectors, so that only the last few columns are done one at a time.
-  if (c0 + C / 2 <= width) {
-    accumulate_block<T, R, C / 2>(m, x, acc, c0);
-    c0 += C / 2;
-  }
-  if (c0 + C / 4 <= width) {
-    accumulate_block<T, R, C / 4>(m, x, acc, c0);
-    c0 += C / 4;
-  }
-  if (c0 + C / 8 <= width) {
-    accumulate_block<T, R, C / 8>(m, x, acc, c0);
-    c0 += C / 8;
-  }
-  for (; c0 < width; ++c0) accumulate_block<T, R, 1>(m, x, acc, c0);
+  for (; c0 + C <= m.width; c0 += C) accumulate_block<T, R, C>(m, x, acc, c0);
+  accumulate_edge<T, R, C / 2>(m, x, acc, c0);
 }
 
 // accumulate_tile for 1 to kRowTile rows.
@@ -219,8 +200,7 @@ __attribute__((always_inline)) inline uintptr_t row_address(const T* base, int64
 }
 
 // Value m of a group's held term for the faster groups (ForwardRecurrence::held_out) for batch
-// rows b0.. b0 + rows, from their states. (A function, not a lambda: a lambda's body would be
-// compiled for the baseline ISA, outside the entry points' multiversioning.)
+// rows b0.. b0 + rows, from their states.
 template <typename T, typename A>
 __attribute__((always_inline)) inline void emit_held(const ForwardRecurrence<T, A>& p, const Block<A>& column,
                                                      A* const* state, int64_t b0, int64_t rows, int64_t m) {
@@ -237,8 +217,8 @@ __attribute__((always_inline)) inline void emit_held(const ForwardRecurrence<T, 
 
 // Ticks in the outer loop, the thread's batch rows inside: a tick's rows of input, held values and
 // out are the rows b0..b1 of one step, close together, and the next tick's are fetched while this
-// one computes. (Rows outside, ticks inside, as before, jumped a whole period of steps between
-// accesses and waited on memory for every row.)
+// one computes; rows outside and ticks inside would jump a whole period of steps between
+// accesses and wait on memory for every row.
 template <typename T, typename A>
 __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T, A>& p, int64_t b0,
                                                         int64_t b1) {
@@ -452,49 +432,33 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
 
 }  // namespace
 
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1, int64_t b0,
-                                       int64_t b1) {
+void fill_held_rows(const HeldRows<float>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1) {
   held_rows(p, s0, s1, b0, b1);
 }
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1, int64_t b0,
-                                       int64_t b1) {
+void fill_held_rows(const HeldRows<double>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1) {
   held_rows(p, s0, s1, b0, b1);
 }
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1, int64_t b0,
-                                       int64_t b1) {
+void fill_held_rows(const HeldRows<c10::BFloat16>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1) {
   held_rows(p, s0, s1, b0, b1);
 }
-CWRNN_MULTIVERSION void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1, int64_t b0,
-                                       int64_t b1) {
+void fill_held_rows(const HeldRows<c10::Half>& p, int64_t s0, int64_t s1, int64_t b0, int64_t b1) {
   held_rows(p, s0, s1, b0, b1);
 }
-CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1) {
+void run_forward_recurrence(const ForwardRecurrence<float>& r, int64_t b0, int64_t b1) { forward_rows(r, b0, b1); }
+void run_forward_recurrence(const ForwardRecurrence<double>& r, int64_t b0, int64_t b1) { forward_rows(r, b0, b1); }
+void run_forward_recurrence(const ForwardRecurrence<c10::BFloat16, float>& r, int64_t b0, int64_t b1) {
   forward_rows(r, b0, b1);
 }
-CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<double>& r, int64_t b0, int64_t b1) {
+void run_forward_recurrence(const ForwardRecurrence<c10::Half, float>& r, int64_t b0, int64_t b1) {
   forward_rows(r, b0, b1);
 }
-CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<c10::BFloat16, float>& r,
-                                               int64_t b0, int64_t b1) {
-  forward_rows(r, b0, b1);
-}
-CWRNN_MULTIVERSION void run_forward_recurrence(const ForwardRecurrence<c10::Half, float>& r,
-                                               int64_t b0, int64_t b1) {
-  forward_rows(r, b0, b1);
-}
-CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<float>& r, int64_t b0, int64_t b1) {
+void run_backward_recurrence(const BackwardRecurrence<float>& r, int64_t b0, int64_t b1) { backward_rows(r, b0, b1); }
+void run_backward_recurrence(const BackwardRecurrence<double>& r, int64_t b0, int64_t b1) { backward_rows(r, b0, b1); }
+void run_backward_recurrence(const BackwardRecurrence<c10::BFloat16, float>& r, int64_t b0, int64_t b1) {
   backward_rows(r, b0, b1);
 }
-CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<double>& r, int64_t b0, int64_t b1) {
-  backward_rows(r, b0, b1);
-}
-CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<c10::BFloat16, float>& r,
-                                                int64_t b0, int64_t b1) {
-  backward_rows(r, b0, b1);
-}
-CWRNN_MULTIVERSION void run_backward_recurrence(const BackwardRecurrence<c10::Half, float>& r,
-                                                int64_t b0, int64_t b1) {
+void run_backward_recurrence(const BackwardRecurrence<c10::Half, float>& r, int64_t b0, int64_t b1) {
   backward_rows(r, b0, b1);
 }
 
-}  // namespace cwrnn
+}  // namespace cwrnn::CWRNN_ISA
