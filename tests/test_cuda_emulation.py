@@ -30,7 +30,7 @@ def _command(csrc: Path, binary: Path, *flags: str) -> list:
     includes = [f"-I{cpp_extension.include_paths()[0]}", f"-I{csrc}"]
     return [CXX, "-std=c++20", "-pthread", "-fno-strict-aliasing", "-Wall", "-Wno-unknown-pragmas", *flags,
             *includes, str(ROOT / "tests" / "cuda_emulation" / "emulate_kernels.cpp"),
-            str(csrc / "cpu" / "recurrence.cpp"), "-o", str(binary)]
+            str(csrc / "cpu" / "kernels_baseline.cpp"), "-o", str(binary)]
 
 
 def _without_end_of_tick_barriers(directory: Path) -> Path:
@@ -56,9 +56,7 @@ def builds(tmp_path_factory):
         "emulator": _command(ROOT / "csrc", directory / "emulator", "-O2"),
         "no_barrier": _command(_without_end_of_tick_barriers(directory), directory / "no_barrier", "-O2",
                                *float32_only),
-        # target_clones resolvers crash ThreadSanitizer at start-up: one version of the CPU loops.
-        "tsan": _command(ROOT / "csrc", directory / "tsan", "-O1", "-g", "-fsanitize=thread",
-                         "-DCWRNN_NO_MULTIVERSION", *float32_only),
+        "tsan": _command(ROOT / "csrc", directory / "tsan", "-O1", "-g", "-fsanitize=thread", *float32_only),
     }
     running = {name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for name, command in jobs.items()}

@@ -1,4 +1,4 @@
-// CPU kernels: the module-major schedule with the recurrences of recurrence.cpp, parallel over
+// CPU kernels: the module-major schedule with the recurrences of recurrence_kernels.h, parallel over
 // batch rows (each thread runs every tick of its rows; no per-step synchronisation).
 #include <ATen/Dispatch.h>
 #include <torch/library.h>

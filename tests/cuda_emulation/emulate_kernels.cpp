@@ -1,5 +1,5 @@
 // Runs the CUDA recurrence kernels' own source (csrc/cuda/recurrence_kernels.cuh) on the CPU
-// (emulated_cuda.h) and compares them with the CPU recurrences (csrc/cpu/recurrence.cpp): first
+// (emulated_cuda.h) and compares them with the CPU recurrences (the baseline build of csrc/cpu/recurrence_kernels.h): first
 // the shapes production uses (H100 numbers: 132 SMs, 227 KB of shared memory, 512-thread blocks,
 // the g=8 layouts of H=256 and H=1024, the shared-memory boundary at k=240), then random
 // problems, with the held terms of slower groups (forward) and their sums (backward).
@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "cpu/isa_dispatch.h"
 #include "cpu/recurrence.h"
 #include "cuda/recurrence_kernels.cuh"
 
@@ -233,10 +234,10 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
     p.out = out_ref.ptr();
     p.held = sources.data();
     p.num_held = num_held;
-    cwrnn::run_forward_recurrence(p, 0, c.B);
+    cwrnn::baseline::run_forward_recurrence(p, 0, c.B);
     // The CPU recurrence writes the tick rows only; the held rows are a pass of their own.
     const cwrnn::HeldRowsGroup group{c.begin, c.k, c.first, c.period, ticks};
-    cwrnn::fill_held_rows(cwrnn::HeldRows<ref_t>{c.T, c.B, c.H, &group, 1, h0_ref.data(), out_ref.ptr()},
+    cwrnn::baseline::fill_held_rows(cwrnn::HeldRows<ref_t>{c.T, c.B, c.H, &group, 1, h0_ref.data(), out_ref.ptr()},
                           0, c.T, 0, c.B);
   }
   if (c.T > 0) {
@@ -283,7 +284,7 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
       p.grad_h0 = grad_h0_ref.ptr();
       p.sinks = sinks.data();
       p.num_sinks = num_held;
-      cwrnn::run_backward_recurrence(p, 0, c.B);
+      cwrnn::baseline::run_backward_recurrence(p, 0, c.B);
     }
     {
       cwrnn::cuda::BackwardParams<scalar_t> p;
