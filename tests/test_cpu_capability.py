@@ -93,9 +93,13 @@ def test_sets_agree_on_one_forward():
 def test_kernel_tests_under_lower_set(capability):
     if capability not in LOWER:
         pytest.skip(f"{capability} is not below this machine's {NATIVE}: the main run tests it")
+    # torch.compile is left out: under a forced capability this torch's inductor emits C++ that does
+    # not compile (DEFAULT) or reuses kernels cached for another set (its cache is keyed without
+    # it); that is torch's code, not these kernels, and the main run tests compile at the native set.
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), ATEN_CPU_CAPABILITY=capability.lower())
     files = [os.path.join(HERE, f) for f in KERNEL_TESTS]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *files],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "not compile",
+                           *files],
                           capture_output=True, text=True, env=env, cwd=HERE, timeout=1800)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert re.search(r"\d+ passed", done.stdout), done.stdout[-2000:]
