@@ -147,7 +147,7 @@ Tensor inputs_at_ticks(const Tensor& x, const GroupTicks& g) {
 
 std::vector<GroupTicks> schedule(const Tensor& weight_hh, c10::IntArrayRef periods,
                                  c10::IntArrayRef module_sizes, int64_t steps, int64_t t0) {
-  TORCH_CHECK(t0 >= 0, "t0 must be >= 0, got ", t0);
+  check_clocks_fit(t0, steps);
   std::vector<GroupTicks> result;
   for (const auto& g : make_period_groups(periods, module_sizes, weight_hh.size(0)))
     result.push_back(ticks_of(g, steps, t0));

@@ -56,8 +56,25 @@ inline std::vector<PeriodGroup> make_period_groups(c10::IntArrayRef periods,
   return groups;
 }
 
+// The clocks of a sequence of `steps` steps from t0 are t0 .. t0 + steps - 1: all must fit an int64.
+inline void check_clocks_fit(int64_t t0, int64_t steps, const char* name = "t0") {
+  TORCH_CHECK(t0 >= 0, name, " must be >= 0, got ", t0);
+  TORCH_CHECK(steps <= 0 || t0 <= INT64_MAX - (steps - 1), name, " = ", t0, " with ", steps,
+              " steps puts the last step's clock past 2^63 - 1, the largest clock");
+}
+
+// t mod period, with a mask instead of a division for power-of-two periods (the paper's).
+inline int64_t residue(int64_t t, int64_t period) {
+  return (period & (period - 1)) == 0 ? (t & (period - 1)) : t % period;
+}
+
 // The first step s >= 0 at which a module of `period` is active when the clock starts at t0.
 inline int64_t first_tick(int64_t t0, int64_t period) { return (period - t0 % period) % period; }
+
+// Whether a module of `period` is active at clock t0 + s (t0, s >= 0), given first =
+// first_tick(t0, period). Residues are compared, never added: t0 + s, or t0 % period + s % period
+// (for periods above 2^62), may pass 2^63 - 1.
+inline bool ticks_at(int64_t s, int64_t first, int64_t period) { return residue(s, period) == first; }
 
 // How many of `steps` steps the group ticks on, starting at `first`, every `period` steps.
 inline int64_t tick_count(int64_t steps, int64_t first, int64_t period) {

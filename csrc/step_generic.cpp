@@ -26,10 +26,11 @@ struct Activity {
 };
 
 Activity activity(int64_t period, int64_t t, const std::optional<Tensor>& clocks) {
-  const int64_t t_residue = t % period;
-  if (!clocks) return {t_residue == 0, Tensor()};
-  // (clock % P + t % P) % P == 0, in parts so that t + clock cannot overflow.
-  const Tensor active = at::remainder(at::remainder(*clocks, period) + t_residue, period) == 0;
+  const int64_t first = first_tick(t, period);
+  if (!clocks) return {first == 0, Tensor()};
+  // Row b's clock t + clocks[b] ticks iff clocks[b] % P == first (schedule.h, ticks_at): residues
+  // compared, never added, so nothing overflows.
+  const Tensor active = at::remainder(*clocks, period) == first;
   return {true, active.unsqueeze(1)};
 }
 

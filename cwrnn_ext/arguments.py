@@ -45,6 +45,14 @@ def check_clock(value, name: str = "t0") -> int:
     return value
 
 
+def check_clocks_fit(t0: int, steps: int, name: str = "t0") -> None:
+    """Steps run at clocks t0 .. t0 + steps - 1, which must all be at most 2**63 - 1 (the kernels
+    count clocks in int64)."""
+    if steps > 0 and t0 > INT64_MAX - (steps - 1):
+        raise ValueError(f"{name} = {t0} with {steps} steps puts the last step's clock at "
+                         f"{t0 + steps - 1}, past 2**63 - 1 (the largest clock); use a smaller {name}")
+
+
 def check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
                     t0, nonlinearity, lengths) -> Arguments:
     _check_tensor(input, "input", 3)
@@ -88,6 +96,7 @@ def check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, 
     module_sizes = check_module_sizes(module_sizes, len(periods), hidden)
 
     t0 = check_clock(t0)
+    check_clocks_fit(t0, steps)
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
     lengths = check_lengths(lengths, steps, batch)

@@ -31,13 +31,14 @@ def as_int(value, name: str) -> int:
     try:
         return operator.index(value)  # NumPy integer scalars (and anything else that is an index)
     except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}") from None
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
 
 
 def as_int_list(values, name: str) -> List[int]:
-    """A sequence (list, tuple, NumPy array, 1-D tensor) of integers as a list of Python ints."""
+    """A sequence (list, tuple, NumPy array, 1-D tensor) of integers as a list of Python ints; a
+    bad item's error names its index (`periods[1] must be an int, got float 2.0`)."""
     try:
         items = list(values)
     except TypeError:
         raise TypeError(f"{name} must be a sequence of ints, got {type(values).__name__}") from None
-    return [as_int(item, name) for item in items]
+    return [as_int(item, f"{name}[{i}]") for i, item in enumerate(items)]

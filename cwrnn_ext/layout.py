@@ -53,10 +53,13 @@ def check_periods(periods: Sequence[int]) -> List[int]:
     periods = as_int_list(periods, "periods")
     if len(periods) == 0:
         raise ValueError("periods must name at least one module")
-    if any(not 0 < p < 2 ** 63 for p in periods):
-        raise ValueError(f"periods must be positive ints below 2**63, got {periods}")
-    if any(a > b for a, b in zip(periods, periods[1:])):
-        raise ValueError(f"periods must be sorted non-decreasing (fastest first), got {periods}")
+    for i, period in enumerate(periods):
+        if not 0 < period < 2 ** 63:
+            raise ValueError(f"periods[{i}] must be a positive int below 2**63, got {period}")
+    for i in range(1, len(periods)):
+        if periods[i - 1] > periods[i]:
+            raise ValueError(f"periods must be sorted non-decreasing (fastest first), got {periods}: "
+                             f"periods[{i - 1}] = {periods[i - 1]} > periods[{i}] = {periods[i]}")
     return periods
 
 

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+import warnings
+from typing import List, Optional, Sequence
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from .arguments import INT64_MAX, NONLINEARITIES, check_clock, check_lengths
+from .arguments import INT64_MAX, NONLINEARITIES, check_lengths
+from .functional import _autocast_enabled
 from .integers import as_int
 from .layout import allowed_mask, resolve_layout
 from .step import run_step, sequence_forward, step_clock, step_kernel_supports
@@ -19,6 +21,15 @@ def _check_int(value, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return value
+
+
+def check_input_dtype(input: torch.Tensor, weight: torch.Tensor, allow_autocast: bool = True) -> None:
+    """As nn.RNN: the input must have the weights' dtype, except inside torch.autocast (which
+    casts both) when `allow_autocast`. The message says both ways to fix it."""
+    if input.dtype == weight.dtype or (allow_autocast and _autocast_enabled(input.device.type)):
+        return
+    raise ValueError(f"input must have the type {weight.dtype} (the weights' dtype), got type {input.dtype}: "
+                     f"convert the input with .to({weight.dtype}) or the model with .to({input.dtype})")
 
 
 class _ClockworkBase(nn.Module):
@@ -76,23 +87,24 @@ def _reverse_within_lengths(x: torch.Tensor, lengths: Optional[torch.Tensor]) ->
 
 class ClockworkRNN(_ClockworkBase):
     """A (multi-layer, optionally bidirectional) Clockwork RNN. Parameters and calling convention
-    follow `nn.RNN`.
-
-    forward(input, hx=None, t0=0, lengths=None) -> (output, h_n); see docs/contract.md.
-    With bidirectional=True the reverse direction runs every sequence backwards from its last
-    valid step, whose clock value is t0; its output is put back in input time order.
+    follow `nn.RNN`: the positional arguments are nn.RNN's, in its order; the Clockwork layout
+    (periods, num_modules, module_sizes) is keyword-only. See docs/contract.md.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, periods: Optional[Sequence[int]] = None,
-                 num_modules: Optional[int] = None, module_sizes: Optional[Sequence[int]] = None,
-                 num_layers: int = 1, nonlinearity: str = "tanh", bias: bool = True,
-                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None):
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, *,
+                 periods: Optional[Sequence[int]] = None, num_modules: Optional[int] = None,
+                 module_sizes: Optional[Sequence[int]] = None, device=None, dtype=None):
         super().__init__()
         self._setup(input_size, hidden_size, periods, num_modules, module_sizes, nonlinearity, bias)
         self.num_layers = _check_int(num_layers, "num_layers", 1)
         if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
             raise ValueError(f"dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and self.num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero "
+                          f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                          f"num_layers={self.num_layers}", UserWarning, stacklevel=2)
         self.dropout = float(dropout)
         self.batch_first = bool(batch_first)
         self.bidirectional = bool(bidirectional)
@@ -115,7 +127,37 @@ class ClockworkRNN(_ClockworkBase):
         get = lambda name: getattr(self, f"{name}_l{layer}{suffix}", None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")
 
+    @property
+    def all_weights(self) -> List[List[nn.Parameter]]:
+        """As nn.RNN: per layer and direction (layer 0, layer 0 reverse, layer 1, ...) the list
+        [weight_ih, weight_hh, bias_ih, bias_hh], without the biases when bias=False."""
+        return [[w for w in self._layer_parameters(layer, suffix) if w is not None]
+                for layer in range(self.num_layers) for suffix in self._direction_suffixes]
+
+    def flatten_parameters(self) -> None:
+        """A no-op, as nn.RNN's is on the CPU: the kernels read the parameters where they are."""
+
     def forward(self, input, hx=None, t0: int = 0, lengths=None):
+        """Runs the layers over a sequence: `(output, h_n)`, as nn.RNN.
+
+        input: (T, B, input_size), (B, T, input_size) when batch_first, unbatched (T, input_size),
+            or a PackedSequence (then output is one, packed the same way). Its dtype must be the
+            weights' (outside torch.autocast).
+        hx: the initial state of every layer and direction, (num_layers * num_directions, B,
+            hidden_size), or (num_layers * num_directions, hidden_size) unbatched; default zeros.
+        t0: the clock value of the first step, an int in [0, 2**63 - 1], one for the whole batch;
+            module i is active at clock t iff t % periods[i] == 0, and the last step's clock,
+            t0 + T - 1, must not pass 2**63 - 1. To run a sequence in chunks, pass the previous
+            chunk's h_n as hx and the number of steps already consumed as t0.
+        lengths: optional valid lengths (B,) of right-padded sequences (not with a PackedSequence):
+            past its length a sequence's output rows are 0 and its state stays.
+
+        output: the last layer's state after every step, shaped like input with hidden_size
+        features (2 * hidden_size when bidirectional: forward, then reverse, in input time order).
+        h_n: the final states, (num_layers * num_directions, B, hidden_size), in nn.RNN's order.
+        The reverse direction runs every sequence backwards from its last valid step, whose clock
+        value is t0.
+        """
         packed = isinstance(input, PackedSequence)
         if packed:
             if lengths is not None:
@@ -136,6 +178,7 @@ class ClockworkRNN(_ClockworkBase):
             input = input.transpose(0, 1)
         if input.shape[-1] != self.input_size:
             raise ValueError(f"input has {input.shape[-1]} features, expected input_size={self.input_size}")
+        check_input_dtype(input, self.weight_ih_l0)
         hx = self._check_hx(hx, input, unbatched)
         if isinstance(t0, torch.Tensor) and t0.numel() > 1:
             raise TypeError(f"t0 must be an int: one clock for the whole batch, got a tensor of shape "
@@ -244,6 +287,14 @@ class ClockworkRNNCell(_ClockworkBase):
             return (self.weight_ih, self.weight_hh) + biases
 
     def forward(self, input, hx=None, t=0):
+        """One step at clock value `t`: returns h_next, shaped like hx.
+
+        input: (B, input_size), or unbatched (input_size,), in the weights' dtype.
+        hx: (B, hidden_size) or (hidden_size,), default zeros.
+        t: an int in [0, 2**63 - 1] for every row, or an integer tensor (B,) on the input's device
+            giving each row its own clock (unbatched: an int or a 0-d tensor).
+        Module i is active in a row iff its clock % periods[i] == 0; held modules keep hx's values.
+        """
         if not isinstance(input, torch.Tensor):
             raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
         unbatched = input.dim() == 1
@@ -267,8 +318,7 @@ class ClockworkRNNCell(_ClockworkBase):
             if hx.dtype != input.dtype:
                 raise TypeError(f"hx has dtype {hx.dtype} but input has dtype {input.dtype}")
         weight_ih, weight_hh, bias_ih, bias_hh = self._step_parameters()
-        if weight_ih.dtype != input.dtype:
-            raise TypeError(f"input has dtype {input.dtype} but the cell's weights are {weight_ih.dtype}")
+        check_input_dtype(input, weight_ih, allow_autocast=False)  # the step op does not autocast
         if type(t) is int and 0 <= t <= INT64_MAX:  # the common case, checked
             clocks = None
         else:

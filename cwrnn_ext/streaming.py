@@ -17,8 +17,9 @@ from typing import Optional
 import torch
 from torch import nn
 
-from .arguments import check_clock
-from .modules import ClockworkRNN, ClockworkRNNCell
+from .arguments import INT64_MAX, check_clock
+from .integers import as_int, as_int_list
+from .modules import ClockworkRNN, ClockworkRNNCell, check_input_dtype
 from .step import check_clock_tensor, run_step, sequence_forward
 
 
@@ -36,8 +37,14 @@ class Stream:
     state_dict() / load_state_dict() give and take {"h": h, "t": t}, tensors only.
 
     While all rows share one clock, steps pass it as an int and chunks go to the module's sequence
-    forward; rows with different clocks run step by step with a clock per row. A bidirectional
-    ClockworkRNN cannot stream (its reverse direction reads the future).
+    forward; rows with different clocks run step by step with a clock per row.
+
+    Limits: a bidirectional ClockworkRNN cannot stream (its reverse direction reads the future;
+    refused with a ValueError). The batch size, and batched or unbatched, are fixed by the first
+    input until reset(). A chunk advances every row by its T steps (no lengths, no
+    PackedSequence). A chunk whose rows' clocks differ runs as T single steps (slower than one
+    call). The clock is an int64: a step or chunk that would carry t past 2**63 - 1 is refused
+    with a ValueError (reset() starts it again at 0).
     """
 
     def __init__(self, rnn: nn.Module, hx: Optional[torch.Tensor] = None, t=0):
@@ -55,6 +62,7 @@ class Stream:
         # clocks (_clocks) when the rows' clocks differ. _shape, _device: those of `t`.
         self._clock: Optional[int] = None
         self._clocks: Optional[torch.Tensor] = None
+        self._latest = 0  # the largest clock of any row, as a Python int (no device read per step)
         self._shape = None
         self._device = None
 
@@ -84,8 +92,9 @@ class Stream:
         self.h = h
 
     def reset(self, rows=None) -> None:
-        """Start over: every row (rows=None; the batch size is free again), or only `rows` (an
-        index or bool tensor over the batch), whose state becomes zero and clock 0."""
+        """Start over: every row (rows=None; the batch size is free again), or only `rows`, whose
+        state becomes zero and clock 0. `rows`: a row index, a sequence or integer tensor of row
+        indices (negative ones count from the end), a slice, or a bool tensor (batch,)."""
         if rows is None:
             self.h, self._start = None, 0
             self._clock = self._clocks = self._shape = self._device = None
@@ -95,10 +104,41 @@ class Stream:
         if self._shape == ():
             raise ValueError("rows is meaningless for an unbatched stream; call reset() instead")
         t = self.t
-        keep = torch.ones_like(t, dtype=torch.bool)
-        keep[rows] = False
+        keep = ~self._rows_mask(rows, self._shape[0]).to(t.device)
         self._set_clock(torch.where(keep, t, torch.zeros_like(t)))
         self.h = self.h * keep.view(-1, 1).to(self.h.dtype)  # zero the rows, keep the graph
+
+    @staticmethod
+    def _rows_mask(rows, batch: int) -> torch.Tensor:
+        """reset's `rows` as a CPU bool tensor (batch,), or an error naming `rows`."""
+        mask = torch.zeros(batch, dtype=torch.bool)
+        if isinstance(rows, slice):
+            mask[rows] = True
+            return mask
+        if not isinstance(rows, torch.Tensor) and hasattr(rows, "dtype") and hasattr(rows, "shape"):
+            rows = torch.as_tensor(rows)  # a NumPy array or scalar
+        if isinstance(rows, torch.Tensor):
+            if rows.dtype == torch.bool:
+                if tuple(rows.shape) != (batch,):
+                    raise ValueError(f"rows as a bool tensor must have shape (batch,) = ({batch},), "
+                                     f"got {tuple(rows.shape)}")
+                return rows.cpu()
+            if rows.is_floating_point() or rows.is_complex():
+                raise TypeError(f"rows must be row indices (ints) or a bool tensor (batch,), got a "
+                                f"tensor of dtype {rows.dtype}")
+            if rows.dim() > 1:
+                raise ValueError(f"rows as an index tensor must be 0-d or 1-D, got shape {tuple(rows.shape)}")
+            indices = rows.reshape(-1).tolist()
+        elif isinstance(rows, (list, tuple)):
+            indices = as_int_list(rows, "rows")
+        else:
+            indices = [as_int(rows, "rows")]
+        for index in indices:
+            if not -batch <= index < batch:
+                raise ValueError(f"rows: row {index} is out of range for the stream's batch of {batch} "
+                                 f"(valid: {-batch} to {batch - 1})")
+        mask[indices] = True
+        return mask
 
     def detach(self) -> "Stream":
         """Cut the autograd graph at the current state (truncated backpropagation through time)."""
@@ -109,7 +149,14 @@ class Stream:
     # -- running -------------------------------------------------------------------------------
 
     def step(self, input: torch.Tensor) -> torch.Tensor:
-        """One step: input (B, I) or (I,) -> the top layer's new state (B, H) or (H,)."""
+        """One step at the stream's clock t: returns the top layer's new state.
+
+        input: (B, input_size), or unbatched (input_size,), in the weights' dtype; the first input
+            fixes the batch size until reset().
+        Returns (B, hidden_size) or (hidden_size,): what rnn(x)[0] gives at this step. The stream's
+        state h becomes the new state of every layer and each row's clock t advances by 1 (a step
+        that would carry t past 2**63 - 1 is refused with a ValueError).
+        """
         if not isinstance(input, torch.Tensor) or input.dim() not in (1, 2):
             raise ValueError(f"input must be a (B, I) or (I,) tensor, got "
                              f"{tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__}")
@@ -117,7 +164,9 @@ class Stream:
         if input.shape[-1] != rnn.input_size:
             raise ValueError(f"input has {input.shape[-1]} features, expected input_size={rnn.input_size}")
         unbatched = input.dim() == 1
+        self._check_dtype(input, allow_autocast=False)  # the step op does not autocast
         self._begin(input, unbatched, 0 if unbatched else input.shape[0])
+        self._check_room(1)
         clock = self._clock if self._clock is not None else self._clocks
         if isinstance(rnn, ClockworkRNNCell):
             self.h = rnn(input, self.h, t=clock)
@@ -141,7 +190,8 @@ class Stream:
 
     def chunk(self, input: torch.Tensor) -> torch.Tensor:
         """The next T steps: input (T, B, I) (or (B, T, I) for a batch_first ClockworkRNN; (T, I)
-        unbatched) -> the outputs, shaped as the module's forward gives them."""
+        unbatched) -> the outputs, shaped as the module's forward gives them. Every row's clock
+        advances by T (refused, as in step, if that would carry it past 2**63 - 1)."""
         if not isinstance(input, torch.Tensor) or input.dim() not in (2, 3):
             raise ValueError(f"input must be a (T, B, I) or (T, I) tensor, got "
                              f"{tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__}")
@@ -150,11 +200,13 @@ class Stream:
         unbatched = input.dim() == 2
         time_major = input.transpose(0, 1) if batch_first else input
         steps = time_major.shape[0]
+        self._check_dtype(input, allow_autocast=steps > 1)  # a chunk of one step is a step
         self._begin(input, unbatched, 0 if unbatched else time_major.shape[1])
         if steps == 0:
             shape = list(input.shape)
             shape[-1] = rnn.hidden_size
             return input.new_zeros(shape)
+        self._check_room(steps)
         if self._clock is None or steps == 1:  # clocks differ per row, or a single step
             output = torch.stack([self.step(time_major[s]) for s in range(steps)])
             return output.transpose(0, 1) if batch_first else output
@@ -173,7 +225,22 @@ class Stream:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _check_dtype(self, input: torch.Tensor, allow_autocast: bool) -> None:
+        """The input must have the weights' dtype (another one inside torch.autocast only where
+        the sequence forward runs, which autocasts)."""
+        weight = self.rnn.weight_ih_l0 if isinstance(self.rnn, ClockworkRNN) else self.rnn.weight_ih
+        check_input_dtype(input, weight, allow_autocast=allow_autocast)
+
+    def _check_room(self, steps: int) -> None:
+        """Refuses `steps` more steps if they would carry a clock past 2**63 - 1 (t is int64)."""
+        if self._latest > INT64_MAX - steps:
+            rows = "" if self._clock is not None else " in some row"
+            raise ValueError(f"t: the stream's clock is {self._latest}{rows}; {steps} more step(s) "
+                             f"would carry it past 2**63 - 1, the largest clock (reset() starts it "
+                             f"again at 0)")
+
     def _advance(self, steps: int) -> None:
+        self._latest += steps
         if self._clock is not None:
             self._clock += steps
         else:
@@ -186,6 +253,7 @@ class Stream:
         same = flat.numel() == 0 or bool((flat == flat[0]).all())
         self._clock = (int(flat[0]) if flat.numel() else 0) if same else None
         self._clocks = None if same else t
+        self._latest = self._clock if same else int(flat.max())
 
     def _state_shape(self, batch: int, unbatched: bool):
         rows = () if unbatched else (batch,)

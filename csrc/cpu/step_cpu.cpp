@@ -45,11 +45,6 @@ class ActiveRows {
   c10::SmallVector<int64_t, 256> rows_;
 };
 
-// t mod period without a division for power-of-two periods (the paper's), which are the common case.
-inline int64_t residue(int64_t t, int64_t period) {
-  return (period & (period - 1)) == 0 ? (t & (period - 1)) : t % period;
-}
-
 // Computes the active groups' rows of p.out and copies the held ones from p.h, for the batch rows
 // listed in `rows` (num_rows of them); row b of group g is active iff active(g, b).
 template <typename T, typename IsActive>
@@ -140,8 +135,11 @@ Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
   if (clocks) {
     clocks_c = clocks->contiguous();  // (B,): a copy only if strided
     clock = clocks_c.const_data_ptr<int64_t>();
-    for (int64_t b = 0; b < B; ++b)
+    for (int64_t b = 0; b < B; ++b) {
       TORCH_CHECK(clock[b] >= 0, "t (per-row clocks) must be >= 0, got ", clock[b], " in row ", b);
+      TORCH_CHECK(clock[b] <= INT64_MAX - t, "t + clocks = ", t, " + ", clock[b], " in row ", b,
+                  " passes 2^63 - 1, the largest clock");
+    }
   }
   AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "cwrnn_step_cpu", [&] {
     c10::SmallVector<const scalar_t*, 64> xs(B), hs(B);
@@ -158,15 +156,13 @@ Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
                                b_ih ? b_ih->const_data_ptr<scalar_t>() : nullptr,
                                b_hh ? b_hh->const_data_ptr<scalar_t>() : nullptr,
                                relu, xs.data(), hs.data(), outs.data()};
-    c10::SmallVector<int64_t, 16> t_residue(groups.size());
-    for (size_t g = 0; g < groups.size(); ++g) t_residue[g] = residue(t, groups[g].period);
+    c10::SmallVector<int64_t, 16> first(groups.size());
+    for (size_t g = 0; g < groups.size(); ++g) first[g] = first_tick(t, groups[g].period);
     if (clock == nullptr) {
-      run_step(p, groups, all.data(), B, [&](size_t g, int64_t) { return t_residue[g] == 0; });
-    } else {
-      // Row b's clock is t + clock[b], taken modulo each period in parts so it cannot overflow.
+      run_step(p, groups, all.data(), B, [&](size_t g, int64_t) { return first[g] == 0; });
+    } else {  // row b's clock is t + clock[b]
       run_step(p, groups, all.data(), B, [&](size_t g, int64_t b) {
-        const int64_t period = groups[g].period;
-        return (t_residue[g] + residue(clock[b], period)) % period == 0;
+        return ticks_at(clock[b], first[g], groups[g].period);
       });
     }
   });
@@ -186,7 +182,7 @@ std::tuple<Tensor, Tensor> forward_time_major_cpu(const Tensor& input, const Ten
   TORCH_CHECK(input.dim() == 3, "input must be 3-D (T, B, I), got ", input.sizes());
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   check_layer_tensors(input, B, input.size(2), hx, weight_ih, weight_hh, bias, std::nullopt);
-  TORCH_CHECK(t0 >= 0, "t0 must be >= 0, got ", t0);
+  check_clocks_fit(t0, T);
   const int64_t* length = nullptr;
   Tensor lengths_c;
   if (lengths) {
@@ -217,8 +213,8 @@ std::tuple<Tensor, Tensor> forward_time_major_cpu(const Tensor& input, const Ten
                                w_ih.const_data_ptr<scalar_t>(), w_hh.const_data_ptr<scalar_t>(),
                                b ? b->const_data_ptr<scalar_t>() : nullptr, nullptr,
                                relu, xs.data(), state.data(), outs.data()};
-    c10::SmallVector<int64_t, 16> t0_residue(groups.size());
-    for (size_t g = 0; g < groups.size(); ++g) t0_residue[g] = residue(t0, groups[g].period);
+    c10::SmallVector<int64_t, 16> first(groups.size());
+    for (size_t g = 0; g < groups.size(); ++g) first[g] = first_tick(t0, groups[g].period);
     for (int64_t s = 0; s < T; ++s) {
       scalar_t* out_s = out.mutable_data_ptr<scalar_t>() + s * B * H;
       int64_t num_running = 0;
@@ -232,8 +228,7 @@ std::tuple<Tensor, Tensor> forward_time_major_cpu(const Tensor& input, const Ten
         running[num_running++] = r;
       }
       run_step(p, groups, running.data(), num_running, [&](size_t g, int64_t) {
-        const int64_t period = groups[g].period;
-        return (t0_residue[g] + residue(s, period)) % period == 0;
+        return ticks_at(s, first[g], groups[g].period);
       });
       for (int64_t i = 0; i < num_running; ++i) state[running[i]] = outs[running[i]];
     }

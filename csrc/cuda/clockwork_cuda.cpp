@@ -21,6 +21,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <initializer_list>
 #include <utility>
 
@@ -43,11 +44,16 @@ void fill_held(cuda::GroupParams<scalar_t>& p, const std::vector<HeldTerm>& term
               terms.size(), " slower groups, more than the ", cuda::kMaxHeld,
               " one launch takes; use at most ", cuda::kMaxHeld + 1, " distinct periods (or the CPU kernel)");
   p.num_held = static_cast<int>(terms.size());
+  // The kernels take periods as ints: ticks_of (module_major.cpp) caps every period at the
+  // sequence's length, which ticks the same, so that a period up to 2^63 - 1 fits.
+  const int64_t longest_period = std::max<int64_t>(p.steps, 1);
+  TORCH_INTERNAL_ASSERT(p.period <= longest_period);
   for (size_t j = 0; j < terms.size(); ++j) {
     const HeldTerm& h = terms[j];
     // The kernels move through a held term at most one value per tick (Cursor).
     TORCH_INTERNAL_ASSERT(h.values.is_contiguous() && h.values.size(1) == p.batch &&
-                          h.values.size(2) >= p.begin + p.size && h.period >= p.period);
+                          h.values.size(2) >= p.begin + p.size && h.period >= p.period &&
+                          h.period <= longest_period);
     p.held[j] = {h.values.data_ptr<scalar_t>(), h.values.size(2), h.first, h.period};
   }
 }

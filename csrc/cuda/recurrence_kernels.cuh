@@ -94,7 +94,9 @@ __device__ __forceinline__ void store4(double* p, const double (&x)[4]) {
 }
 
 // The value of a slower group (first tick `first`, every `period`) that a tick at `step` reads
-// (csrc/schedule.h, held_value_index). Steps fit an int (clockwork_cuda.cpp checks T < 2^30).
+// (csrc/schedule.h, held_value_index). Steps fit an int (clockwork_cuda.cpp checks T < 2^30), and
+// so do periods: the host caps a period at the sequence's length, which ticks the same (ticks_of
+// in module_major.cpp; fill_held asserts it). Clocks never reach the kernels, only steps from t0.
 __device__ __forceinline__ int held_index(int step, int first, int period) {
   return step - 1 < first ? 0 : (step - 1 - first) / period + 1;
 }
