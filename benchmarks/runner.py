@@ -30,6 +30,7 @@ class Settings:
     max_run_time: float
     reference_limit: Optional[float]
     memory: bool
+    cpu_capability: str          # the instruction set the CW-RNN kernel runs with
     seed: int = 0
 
     def task(self, config: Config, model: str, pass_name: str) -> Task:
@@ -42,19 +43,31 @@ class Settings:
         return max(1800.0, 60 * self.max_run_time)
 
 
-def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Tuple[Config, Tuple[str, ...]]]:
+Planned = Tuple[Config, Tuple[str, ...], Tuple[str, ...]]  # a config, its models, its passes
+
+
+def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Planned]:
     """Unique configs in run order (targets first, then the extra rows), each with the union of
-    models wanted there."""
-    wanted: Dict[Config, set] = {}
+    models and passes wanted there."""
+    wanted: Dict[Config, Tuple[set, set]] = {}
+
+    def want(config: Config, names, passes) -> None:
+        entry = wanted.setdefault(with_dtype(config, dtype), (set(), set()))
+        entry[0].update(names)
+        entry[1].update(passes)
+
     for target in plan.targets:
-        wanted.setdefault(with_dtype(target.config, dtype), set()).update(models)
+        if plan.target_models is None:
+            want(target.config, models, PASSES)
+        else:
+            want(target.config, plan.target_models, (target.pass_name,))
     for extra in plan.extras:
-        wanted.setdefault(with_dtype(extra.config, dtype), set()).update(extra.models or models)
+        want(extra.config, extra.models or models, PASSES)
     for sweep in plan.sweeps:
         for config in sweep.configs:
-            wanted.setdefault(with_dtype(config, dtype), set()).update(sweep.models or models)
-    return [(config, tuple(m for m in MODEL_NAMES if m in names and m in models))
-            for config, names in wanted.items()]
+            want(config, sweep.models or models, PASSES)
+    return [(config, tuple(m for m in MODEL_NAMES if m in names and m in models),
+             tuple(p for p in PASSES if p in passes)) for config, (names, passes) in wanted.items()]
 
 
 def skip_reason(name: str, config: Config, settings: Settings) -> Optional[str]:
@@ -67,21 +80,31 @@ def skip_reason(name: str, config: Config, settings: Settings) -> Optional[str]:
     return None
 
 
-def count_tasks(configs: List[Tuple[Config, Tuple[str, ...]]], settings: Settings) -> int:
-    runnable = sum(1 for config, names in configs for name in names if skip_reason(name, config, settings) is None)
-    return runnable * len(PASSES) * settings.rounds
+def config_tasks(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings) -> int:
+    """Measuring processes a config takes."""
+    runnable = sum(1 for name in names if skip_reason(name, config, settings) is None)
+    return runnable * len(passes) * settings.rounds
 
 
-def run_config(config: Config, names: Tuple[str, ...], settings: Settings, processes: FreshProcesses,
-               progress: Progress) -> List[dict]:
-    """Every model and pass on one config, `rounds` times interleaved (A B C, A B C, ...), each
+def config_weight(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings) -> float:
+    """A config's expected cost in arbitrary units, for the time estimate: per measuring process,
+    one unit plus its call's dense multiply-adds in billions (forward+backward counted thrice)."""
+    dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
+    per_round = sum(1 + dense * (3 if pass_name == "forward_backward" else 1) / 1e9 for pass_name in passes)
+    runnable = sum(1 for name in names if skip_reason(name, config, settings) is None)
+    return runnable * per_round * settings.rounds
+
+
+def run_config(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings,
+               processes: FreshProcesses, progress: Progress) -> List[dict]:
+    """Every model and pass wanted on one config, `rounds` times interleaved (A B C, A B C, ...), each
     time in a fresh process; records carry the ratios and the load measured meanwhile."""
     reasons = {name: skip_reason(name, config, settings) for name in names}
     results: Dict[Tuple[str, str], List[dict]] = {}
     meter = LoadMeter(settings.threads)
     meter.start()
     for _ in range(settings.rounds):
-        for pass_name in PASSES:
+        for pass_name in passes:
             for name in names:
                 if reasons[name] is not None:
                     continue
@@ -96,7 +119,7 @@ def run_config(config: Config, names: Tuple[str, ...], settings: Settings, proce
     load = meter.stop()
     models = build_models(config, names, settings.device, getattr(torch, config.dtype), settings.seed)
     records = []
-    for pass_name in PASSES:
+    for pass_name in passes:
         for name in names:
             record = base_record(config, settings, models[name], pass_name, load)
             if reasons[name] is not None:
@@ -145,7 +168,7 @@ def combine(rounds: List[dict]) -> dict:
 def base_record(config: Config, settings: Settings, model, pass_name: str, load: dict) -> dict:
     return {
         "mode": settings.mode, "device": settings.device.type, "dtype": config.dtype,
-        "threads": settings.threads, "batch": config.batch, "steps": config.steps,
+        "threads": settings.threads, "cpu_capability": settings.cpu_capability, "batch": config.batch, "steps": config.steps,
         "input_size": config.input_size, "hidden_size": config.hidden_size,
         "num_modules": config.num_modules, "bidirectional": config.bidirectional,
         "periods": " ".join(map(str, config.periods)),
@@ -185,11 +208,12 @@ def run_plan(plan: Plan, dtype: str, settings: Settings,
     save and print as they go."""
     configs = planned_configs(plan, dtype, settings.models)
     processes = FreshProcesses()
-    progress = Progress(progress_label, len(configs), count_tasks(configs, settings))
+    progress = Progress(progress_label, [(config_weight(*planned, settings), config_tasks(*planned, settings))
+                                         for planned in configs])
     try:
-        for config, names in configs:
+        for config, names, passes in configs:
             progress.start_config(config.label)
-            records = run_config(config, names, settings, processes, progress)
+            records = run_config(config, names, passes, settings, processes, progress)
             progress.end_config()
             yield config, records, progress
     finally:

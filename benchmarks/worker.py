@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
 import traceback
 from dataclasses import dataclass
 from typing import Optional
@@ -68,6 +69,9 @@ def run_task(task: Task) -> dict:
 
 
 def _child_main(task: Task, connection) -> None:
+    # Ctrl-C reaches the whole process group: the benchmark ends this process itself, without a
+    # second traceback from here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         result = run_task(task)
     except Exception as error:  # noqa: BLE001 - a model that fails here (a dtype a baseline lacks,
@@ -99,18 +103,19 @@ class FreshProcesses:
         process.start()
         sender.close()  # ours; the child holds its own copy, so its death reads as end of file
         result: Optional[dict] = None
-        finished = receiver.poll(timeout_s)  # True on a result or on the child's death
+        finished = False
         try:
+            finished = receiver.poll(timeout_s)  # True on a result or on the child's death
             if finished:
                 result = receiver.recv()
         except EOFError:
             pass
-        finally:
+        finally:  # also when the benchmark is interrupted: no measuring process outlives it
             receiver.close()
-        process.join(timeout=60 if result is not None else 1)
-        if process.is_alive():
-            process.kill()
-            process.join()
+            process.join(timeout=60 if result is not None else 1)
+            if process.is_alive():
+                process.kill()
+                process.join()
         if result is None:
             why = (f"exited with code {process.exitcode}" if finished
                    else f"did not finish in {timeout_s:.0f} s and was killed")
