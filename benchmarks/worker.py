@@ -82,8 +82,11 @@ def _child_main(task: Task, connection) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["pid"] = os.getpid()
-    connection.send(result)
-    connection.close()
+    try:
+        connection.send(result)
+        connection.close()
+    except BrokenPipeError:  # the benchmark stopped waiting (interrupted): nobody to tell
+        pass
 
 
 class FreshProcesses:
@@ -111,11 +114,11 @@ class FreshProcesses:
         except EOFError:
             pass
         finally:  # also when the benchmark is interrupted: no measuring process outlives it
-            receiver.close()
-            process.join(timeout=60 if result is not None else 1)
+            process.join(timeout=60 if result is not None else (1 if finished else 0))
             if process.is_alive():
                 process.kill()
                 process.join()
+            receiver.close()
         if result is None:
             why = (f"exited with code {process.exitcode}" if finished
                    else f"did not finish in {timeout_s:.0f} s and was killed")
