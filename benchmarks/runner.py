@@ -30,7 +30,7 @@ class Settings:
     max_run_time: float
     reference_limit: Optional[float]
     memory: bool
-    cpu_capability: str          # the instruction set the CW-RNN kernel runs with
+    cpu_capability: str          # the instruction set the CW-RNN kernel runs with (in this process)
     seed: int = 0
 
     def task(self, config: Config, model: str, pass_name: str) -> Task:
@@ -162,13 +162,15 @@ def combine(rounds: List[dict]) -> dict:
         "cold_runs_ms": " ".join(f"{c * 1e3:.3g}" for c in colds),
         "faults_per_call": statistics.median(r["warm_faults"] for r in rounds),
         "cold_faults": statistics.median(r["cold_faults"] for r in rounds),
+        "cpu_capability": rounds[0]["cpu_capability"],  # as the measuring process reported it
     }
 
 
 def base_record(config: Config, settings: Settings, model, pass_name: str, load: dict) -> dict:
     return {
         "mode": settings.mode, "device": settings.device.type, "dtype": config.dtype,
-        "threads": settings.threads, "cpu_capability": settings.cpu_capability, "batch": config.batch, "steps": config.steps,
+        "threads": settings.threads, "cpu_capability": settings.cpu_capability,
+        "batch": config.batch, "steps": config.steps,
         "input_size": config.input_size, "hidden_size": config.hidden_size,
         "num_modules": config.num_modules, "bidirectional": config.bidirectional,
         "periods": " ".join(map(str, config.periods)),

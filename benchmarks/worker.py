@@ -20,6 +20,7 @@ import torch
 
 import cwrnn_ext  # noqa: F401 - imported once in the fork server, not in every process
 from .configs import Config
+from .machine import cpu_capabilities
 from .models import build_models
 from .timing import configure_threads, disable_tf32, measure, pass_fn
 
@@ -64,8 +65,10 @@ def run_task(task: Task) -> dict:
     input = torch.randn(config.steps, config.batch, config.input_size, device=device, dtype=dtype)
     fn = pass_fn(task.pass_name, model, input)
     samples = measure(fn, device, task.budget_s, slow_s=task.max_run_time / task.rounds)
+    capability = cpu_capabilities()["kernel" if task.model == "cwrnn" else "torch"]  # the code this model ran
     return {"status": "ok", "cold_s": samples.cold_s, "cold_faults": samples.cold_faults,
-              "warm_s": samples.warm_s, "warm_faults": samples.warm_faults, "calls": samples.calls}
+            "warm_s": samples.warm_s, "warm_faults": samples.warm_faults, "calls": samples.calls,
+            "cpu_capability": capability}
 
 
 def _child_main(task: Task, connection) -> None:
