@@ -3,10 +3,10 @@
 A tqdm bar when stderr is a terminal (and tqdm is installed), otherwise a plain line as each
 configuration starts and ends, and at least every 30 s in between.
 
-The estimate is "estimating" until a configuration has been measured; then it is the measured
-seconds per unit of expected cost (runner.config_weight: per measuring process, one unit plus its
-call's multiply-adds) times the cost still to come, the current configuration's in proportion to
-its measuring processes still to run. It is redone after every configuration.
+The estimate is "estimating" until a configuration has been measured; then it is the expected
+cost still to come (runner.config_weight: seconds on an idle machine; the current configuration's
+in proportion to its measuring processes still to run) times the slowdown measured so far
+(measured seconds / expected seconds of the finished configurations), redone as each finishes.
 """
 from __future__ import annotations
 

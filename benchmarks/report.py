@@ -46,6 +46,7 @@ def config_table(config: Config, records: List[dict]) -> str:
              row_text(h for h, _ in COLUMNS)]
     notes = []
     for name in MODEL_NAMES:
+        first = True  # the model's first row carries its name, size and parameter count
         for pass_name in PASSES:
             r = by_key.get((name, pass_name))
             if r is None:
@@ -53,7 +54,6 @@ def config_table(config: Config, records: List[dict]) -> str:
             status = r["status"].split(":")[0]  # "skipped" / "failed"
             if r["status"] != "ok" and f"  {r['model_label']}: {r['status']}" not in notes:
                 notes.append(f"  {r['model_label']}: {r['status']}")
-            first = pass_name == PASSES[0]
             lines.append(row_text([
                 r["model_label"] if first else "", PASS_SHORT[pass_name],
                 str(r["model_hidden_size"]) if first else "", f"{r['parameters']:,}" if first else "",
@@ -61,6 +61,7 @@ def config_table(config: Config, records: List[dict]) -> str:
                 fmt(r["speedup_vs_rnn"], ".2f"), fmt(r["speedup_vs_rnn_cold"], ".2f"),
                 fmt(r["speedup_vs_lstm"], ".2f"), fmt(r["work_ratio"], ".2f"), fmt(r["realised"], ".0%"),
                 fmt(r["faults_per_call"], ".0f"), fmt(r["peak_memory_mib"], ".1f")]))
+            first = False
     return "\n".join(lines + notes)
 
 

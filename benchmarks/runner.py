@@ -86,11 +86,21 @@ def config_tasks(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...]
     return runnable * len(passes) * settings.rounds
 
 
+# For the time estimate only: nn.RNN on 2 idle cores (benchmarks/RESULTS.md) costs about this per
+# billion multiply-adds and per step, and a measuring process this much besides its calls.
+IDLE_S_PER_GMAC, IDLE_S_PER_STEP, PROCESS_S = 0.035, 11e-6, 0.3
+
+
 def config_weight(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings) -> float:
-    """A config's expected cost in arbitrary units, for the time estimate: per measuring process,
-    one unit plus its call's dense multiply-adds in billions (forward+backward counted thrice)."""
+    """A config's expected seconds on an idle machine, every model priced as nn.RNN; the progress
+    display scales it by the slowdown measured on the configurations already done."""
     dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
-    per_round = sum(1 + dense * (3 if pass_name == "forward_backward" else 1) / 1e9 for pass_name in passes)
+    per_round = 0.0
+    for pass_name in passes:
+        factor = 3 if pass_name == "forward_backward" else 1
+        call = factor * (IDLE_S_PER_GMAC * dense / 1e9 + IDLE_S_PER_STEP * config.steps * config.directions)
+        timed = min(max(settings.min_run_time, settings.min_repeats * call), settings.max_run_time) / settings.rounds
+        per_round += PROCESS_S + 2 * call + timed  # the cold call and the warm-up call, then the timed ones
     runnable = sum(1 for name in names if skip_reason(name, config, settings) is None)
     return runnable * per_round * settings.rounds
 

@@ -497,3 +497,12 @@ def test_plots_redraw_a_file_written_before_the_modes_were_renamed(smoke_run, tm
     old.write_text(json.dumps(payload))
     assert redraw([str(old), "--out", str(tmp_path)]) == 0
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"quick_cpu_float32_{p}.png" for p in PLOTS)
+
+
+def test_a_table_names_each_model_on_its_first_row_whatever_the_pass():
+    from benchmarks.report import config_table
+    records = [{**kernel_record(TARGET_E, "forward_backward", 7.0), "model_label": "CW-RNN kernel",
+                "model_hidden_size": 256, "parameters": 52396, "iqr_ms": 0.1, "cold_ms": 3.0,
+                "speedup_vs_lstm": None, "realised": 1.1, "faults_per_call": 6, "peak_memory_mib": 10.4}]
+    rows = config_table(TARGET_E, records).splitlines()
+    assert rows[2].startswith("CW-RNN kernel        f+b    256    52,396")
