@@ -214,19 +214,14 @@ def add_ratios(records: List[dict], config: Config) -> None:
         record["realised"] = speedup / theory if clockwork and speedup else None
 
 
-def run_plan(plan: Plan, dtype: str, settings: Settings,
-             progress_label: str) -> Iterator[Tuple[Config, List[dict], Progress]]:
-    """Yields (config, its records, the progress display) one config at a time, so callers can
-    save and print as they go."""
+def run_plan(plan: Plan, dtype: str, settings: Settings, progress_label: str) -> Iterator[Tuple[Config, List[dict]]]:
+    """Yields (config, its records) one config at a time, so callers can save and print as they go."""
     configs = planned_configs(plan, dtype, settings.models)
     processes = FreshProcesses()
     progress = Progress(progress_label, [(config_weight(*planned, settings), config_tasks(*planned, settings))
                                          for planned in configs])
-    try:
-        for config, names, passes in configs:
-            progress.start_config(config.label)
-            records = run_config(config, names, passes, settings, processes, progress)
-            progress.end_config()
-            yield config, records, progress
-    finally:
-        progress.close()
+    for config, names, passes in configs:
+        progress.start_config(config.label)
+        records = run_config(config, names, passes, settings, processes, progress)
+        progress.end_config()
+        yield config, records

@@ -11,7 +11,9 @@ results so far saved and summarised in one line. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import csv
 import importlib.util
+import json
 import os
 import signal
 import sys
@@ -32,7 +34,6 @@ from .memory import MEMORY_METHOD
 from .models import MODEL_NAMES
 from .progress import clock
 from .report import LEGEND, config_table, evaluate_targets, target_line, targets_text, verdicts_in_one_line
-from .results import write_csv, write_json
 from .runner import Settings, run_plan
 from .timing import TIMING_METHOD, configure_threads, disable_tf32
 
@@ -149,8 +150,13 @@ class DeviceRun:
     targets: Optional[List[dict]] = None  # CPU: every target, the ones not measured yet as None
 
     def save(self) -> None:
-        write_json(self.json_path, self.meta, self.records, self.targets)
-        write_csv(self.csv_path, self.records)
+        payload = {"meta": self.meta, "records": self.records, "targets": self.targets}
+        self.json_path.write_text(json.dumps(payload, indent=1) + "\n")
+        with self.csv_path.open("w", newline="") as handle:
+            if self.records:
+                writer = csv.DictWriter(handle, fieldnames=list(self.records[0]))
+                writer.writeheader()
+                writer.writerows(self.records)
 
 
 def run_device(args, plan: Plan, device: str, runs: List[DeviceRun]) -> List[Path]:
@@ -182,14 +188,14 @@ def run_device(args, plan: Plan, device: str, runs: List[DeviceRun]) -> List[Pat
     started, pngs = time.perf_counter(), []
     for dtype in DEVICE_DTYPES[device]:
         dtype_records, config_started = [], time.perf_counter()
-        for config, config_records, progress in run_plan(plan, dtype, settings, f"[{device} {dtype}]"):
+        for config, config_records in run_plan(plan, dtype, settings, f"[{device} {dtype}]"):
             took = time.perf_counter() - config_started
             dtype_records += config_records
             run.records += config_records
             run.targets = judge()
             verdicts = [target_line(t) for t in run.targets or () if t["config"] == config.label]
-            progress.write(f"\n[{device}] {config_table(config, config_records)}\n  ({took:.1f} s)"
-                           + "".join(f"\n  target {line}" for line in verdicts))
+            print(f"\n[{device}] {config_table(config, config_records)}\n  ({took:.1f} s)"
+                  + "".join(f"\n  target {line}" for line in verdicts), flush=True)
             config_started = time.perf_counter()
             run.save()
         if plots_available():
