@@ -483,7 +483,6 @@ def test_time_estimate_waits_for_a_measured_configuration(monkeypatch):
     progress.start_config("second")
     progress.task_done()
     assert progress.eta_s() == pytest.approx(45.0)  # a quarter of its processes done
-    progress.close()
 
 
 @pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (requirements.txt)")
