@@ -51,7 +51,7 @@ def cpu_capabilities() -> Dict[str, Optional[str]]:
     """The instruction set torch's CPU kernels use here and the one cwrnn_ext's own kernels use
     (None where this cwrnn_ext does not say), and which of them the CW-RNN kernel runs with."""
     torch_capability = torch.backends.cpu.get_cpu_capability()
-    library = cwrnn_ext.cpu_capability() if hasattr(cwrnn_ext, "cpu_capability") else None
+    library = str(cwrnn_ext.cpu_capability()).upper() if hasattr(cwrnn_ext, "cpu_capability") else None
     return {"torch": torch_capability, "cwrnn_ext": library, "kernel": library or torch_capability}
 
 

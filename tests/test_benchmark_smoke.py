@@ -505,3 +505,12 @@ def test_a_table_names_each_model_on_its_first_row_whatever_the_pass():
                 "speedup_vs_lstm": None, "realised": 1.1, "faults_per_call": 6, "peak_memory_mib": 10.4}]
     rows = config_table(TARGET_E, records).splitlines()
     assert rows[2].startswith("CW-RNN kernel        f+b    256    52,396")
+
+
+def test_the_kernels_own_capability_is_used_when_the_library_reports_one(monkeypatch):
+    from benchmarks.machine import cpu_capabilities
+    monkeypatch.delattr(cwrnn_ext, "cpu_capability", raising=False)
+    assert cpu_capabilities() == {"torch": torch.backends.cpu.get_cpu_capability(), "cwrnn_ext": None,
+                                  "kernel": torch.backends.cpu.get_cpu_capability()}
+    monkeypatch.setattr(cwrnn_ext, "cpu_capability", lambda: "AVX2", raising=False)
+    assert cpu_capabilities()["cwrnn_ext"] == cpu_capabilities()["kernel"] == "AVX2"
