@@ -22,6 +22,8 @@ from torch import nn
 
 import cwrnn_ext
 
+from .machine import run_metadata
+
 HIDDEN = (256, 1024)
 BATCH = (1, 32)
 STEPS, INPUT, MODULES = 1024, 64, 8
@@ -128,8 +130,9 @@ def main(argv=None) -> int:
                   f"{row['rnn_forward_backward_ms'] / row['cwrnn_forward_backward_ms']:5.2f} | "
                   f"{row['cwrnn_us_per_tick']:7.3f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "tf32": False,
-            "timing": "median of CUDA-event-timed calls after warm-up"}
+    meta = {"device": torch.cuda.get_device_name(),
+            **run_metadata("benchmarks.cuda_speed", argv, torch.get_num_threads()),
+            "tf32": False, "timing": "median of CUDA-event-timed calls after warm-up"}
     (args.out / "cuda_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     with open(args.out / "cuda_speed.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -201,11 +201,11 @@ def size_label(config: Config) -> str:
     return f"B={config.batch} T={config.steps} I={config.input_size}\nH={config.hidden_size} g={config.num_modules}"
 
 
-def target_groups(plan: Plan, records: List[dict], dtype: str) -> List[Group]:
-    """Every target, then each extra row's passes that were measured (a result file from before an
-    extra row existed draws without it)."""
+def target_groups(plan: Plan, records: List[dict], dtype: str, minima: Dict[str, Optional[float]]) -> List[Group]:
+    """Every target (with its minimum, if any), then each extra row's passes that were measured (a
+    result file from before an extra row existed draws without it)."""
     groups = [Group(f"({t.key}) {PASS_LABEL[t.pass_name]}\n{size_label(t.config)}", with_dtype(t.config, dtype),
-                    t.pass_name, t.minimum) for t in plan.targets]
+                    t.pass_name, minima.get(t.key)) for t in plan.targets]
     for extra in plan.extras:
         config = with_dtype(extra.config, dtype)
         for pass_name in PASSES:
@@ -215,12 +215,12 @@ def target_groups(plan: Plan, records: List[dict], dtype: str) -> List[Group]:
     return groups
 
 
-def plot_targets(axes, plan: Plan, records: List[dict], dtype: str) -> None:
+def plot_targets(axes, plan: Plan, records: List[dict], dtype: str, minima: Dict[str, Optional[float]]) -> None:
     """Top: time per call of each model at each target and extra row (log, IQR bars, cold as
     hollow circles). Bottom: speed-up over nn.RNN, bars from the 1x line, with the work ratio and
     the target."""
     time_ax, speed_ax = axes
-    groups = target_groups(plan, records, dtype)
+    groups = target_groups(plan, records, dtype, minima)
     models = [m for m in TARGET_MODELS if any(record_of(records, c.config, m, c.pass_name) for c in groups)]
     width = 0.8 / max(1, len(models))
     times, ratios, labelled = [], [1.0], set()
@@ -280,8 +280,9 @@ def plot_targets(axes, plan: Plan, records: List[dict], dtype: str) -> None:
                    bbox_to_anchor=(0.0, 1.01), borderaxespad=0)
 
 
-def plot_subtitle(device_name: str, dtype: str, threads: int, mode: str) -> str:
-    return f"{device_name}, {dtype}, {threads} thread{'s' if threads != 1 else ''}, {mode} mode"
+def plot_subtitle(device_name: str, dtype: str, threads: int, mode: str, capability: Optional[str]) -> str:
+    return (f"{device_name}, {dtype}, {threads} thread{'s' if threads != 1 else ''}, {mode} mode"
+            + (f", CPU capability {capability}" if capability else ""))
 
 
 def figure_title(title: str, subtitle: str, busy: Optional[str]) -> str:
@@ -289,13 +290,14 @@ def figure_title(title: str, subtitle: str, busy: Optional[str]) -> str:
 
 
 def write_plots(plan: Plan, records: List[dict], dtype: str, out_dir: Path, prefix: str, subtitle: str,
-                busy: Optional[str] = None) -> List[Path]:
-    """The targets plot and one PNG per sweep axis; returns the paths written."""
+                busy: Optional[str], minima: Dict[str, Optional[float]]) -> List[Path]:
+    """The targets plot (`minima`: target key -> required speed-up or None) and one PNG per sweep
+    axis; returns the paths written."""
     paths = []
     if plan.targets:
-        groups = len(target_groups(plan, records, dtype))
+        groups = len(target_groups(plan, records, dtype, minima))
         fig, axes = plt.subplots(2, 1, figsize=(max(11, 1.9 * groups), 9))
-        plot_targets(axes, plan, records, dtype)
+        plot_targets(axes, plan, records, dtype, minima)
         extras = " and extra rows (no target)" if groups > len(plan.targets) else ""
         fig.suptitle(figure_title(f"The target configurations{extras}: each model in fresh processes",
                                   subtitle, busy), fontsize=10, color="tab:red" if busy else "black")
@@ -333,11 +335,11 @@ def save(fig, path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    """Redraw the plots of a result file: `python -m benchmarks.plots benchmarks/out/quick_cpu.json`."""
+    """Redraw the plots of a result file: `python -m benchmarks.plots benchmarks/out/full_cpu.json`."""
     import argparse
     import json
 
-    from .configs import PLANS
+    from .configs import FORMER_MODES, PLANS
     from .load import busy_note, config_loads
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.plots", description=main.__doc__)
@@ -349,12 +351,15 @@ def main(argv=None) -> int:
     meta, records = payload["meta"], payload["records"]
     out = args.out or Path(__file__).resolve().parent / "out"
     out.mkdir(parents=True, exist_ok=True)
+    capability = meta.get("cpu_capability", {}).get("kernel")
+    mode = meta["mode"] if capability else FORMER_MODES.get(meta["mode"], meta["mode"])
+    minima = {t["key"]: t["minimum"] for t in payload.get("targets") or ()}
     for dtype in meta["dtypes"]:
         typed = [r for r in records if r["dtype"] == dtype]
-        subtitle = plot_subtitle(meta["device_name"], dtype, meta["threads"], meta["mode"])
+        subtitle = plot_subtitle(meta["device_name"], dtype, meta["threads"], meta["mode"], capability)
         busy = busy_note(config_loads(typed), meta["threads"])
-        for path in write_plots(PLANS[meta["mode"]](), typed, dtype, out,
-                                f"{meta['mode']}_{meta['device']}_{dtype}", subtitle, busy):
+        for path in write_plots(PLANS[mode](), typed, dtype, out, f"{args.json.stem}_{dtype}", subtitle, busy,
+                                minima):
             print(path)
     return 0
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional
 
-from .configs import PASSES, TARGET_THREADS, Config, Target, with_dtype
+from .configs import PASSES, TARGET_MINIMA, TARGET_THREADS, Config, Target, with_dtype
+from .machine import fma_peak_per_s
 from .models import MODEL_NAMES
+from .work import kernel_macs
 
 COLUMNS = (  # (heading, width)
     ("model", 20), ("pass", 4), ("H", 5), ("params", 9), ("warm ms", 8), ("IQR", 7), ("cold ms", 8),
@@ -44,6 +46,7 @@ def config_table(config: Config, records: List[dict]) -> str:
              row_text(h for h, _ in COLUMNS)]
     notes = []
     for name in MODEL_NAMES:
+        first = True  # the model's first row carries its name, size and parameter count
         for pass_name in PASSES:
             r = by_key.get((name, pass_name))
             if r is None:
@@ -51,7 +54,6 @@ def config_table(config: Config, records: List[dict]) -> str:
             status = r["status"].split(":")[0]  # "skipped" / "failed"
             if r["status"] != "ok" and f"  {r['model_label']}: {r['status']}" not in notes:
                 notes.append(f"  {r['model_label']}: {r['status']}")
-            first = pass_name == PASSES[0]
             lines.append(row_text([
                 r["model_label"] if first else "", PASS_SHORT[pass_name],
                 str(r["model_hidden_size"]) if first else "", f"{r['parameters']:,}" if first else "",
@@ -59,6 +61,7 @@ def config_table(config: Config, records: List[dict]) -> str:
                 fmt(r["speedup_vs_rnn"], ".2f"), fmt(r["speedup_vs_rnn_cold"], ".2f"),
                 fmt(r["speedup_vs_lstm"], ".2f"), fmt(r["work_ratio"], ".2f"), fmt(r["realised"], ".0%"),
                 fmt(r["faults_per_call"], ".0f"), fmt(r["peak_memory_mib"], ".1f")]))
+            first = False
     return "\n".join(lines + notes)
 
 
@@ -73,17 +76,29 @@ LEGEND = (
     "peak MiB: memory held at once during one forward+backward call, on top of what was live before it.")
 
 
-def evaluate_targets(targets: Iterable[Target], records: List[dict]) -> List[dict]:
-    """Kernel vs nn.RNN speed-up for each target (float32 CPU records), with the load meanwhile."""
-    results = []
+def evaluate_targets(targets: Iterable[Target], records: List[dict], capability: str, threads: int,
+                     mhz: Optional[float]) -> List[dict]:
+    """Kernel vs nn.RNN speed-up for each target (float32 CPU records; None where not measured yet),
+    its minimum for the kernel's CPU capability, the load meanwhile, and the share of the FMA peak
+    the kernel's multiply-adds reach (an estimate: the clock is read from /proc/cpuinfo)."""
+    results, peak = [], fma_peak_per_s(threads, capability, mhz)
     for target in targets:
         config = with_dtype(target.config, "float32")
         record = _find_kernel_record(records, config, target.pass_name) or {}
         speedup = record.get("speedup_vs_rnn")
+        minimum = TARGET_MINIMA.get(capability, {}).get(target.key)
+        macs_per_s = None
+        if record.get("median_ms"):
+            macs = kernel_macs(config.periods, config.module_sizes, config.input_size, config.steps, config.batch)
+            passes = 3 if target.pass_name == "forward_backward" else 1  # backward: two products per forward one
+            macs_per_s = macs * config.directions * passes / (record["median_ms"] / 1e3)
         results.append({"key": target.key, "config": config.label, "pass": target.pass_name,
-                        "speedup_vs_rnn": speedup, "speedup_vs_rnn_cold": record.get("speedup_vs_rnn_cold"),
-                        "work_ratio": record.get("work_ratio"), "minimum": target.minimum,
-                        "passed": None if speedup is None else speedup >= target.minimum,
+                        "cpu_capability": capability, "speedup_vs_rnn": speedup,
+                        "speedup_vs_rnn_cold": record.get("speedup_vs_rnn_cold"),
+                        "work_ratio": record.get("work_ratio"), "minimum": minimum,
+                        "passed": None if speedup is None or minimum is None else speedup >= minimum,
+                        "kernel_gfma_per_s": None if macs_per_s is None else macs_per_s / 1e9,
+                        "fma_peak_share": None if macs_per_s is None or not peak else macs_per_s / peak,
                         "other_cores": record.get("other_cores"), "load_1min": record.get("load_1min"),
                         "load_busy": record.get("load_busy")})
     return results
@@ -91,32 +106,57 @@ def evaluate_targets(targets: Iterable[Target], records: List[dict]) -> List[dic
 
 def _find_kernel_record(records: List[dict], config: Config, pass_name: str) -> Optional[dict]:
     for r in records:
-        if r["model"] == "cwrnn" and r["pass"] == pass_name and config.matches(r):
+        if r["model"] == "cwrnn" and r["pass"] == pass_name and config.matches(r) and r["status"] == "ok":
             return r
     return None
 
 
+def verdict(result: dict) -> str:
+    if result["speedup_vs_rnn"] is None:
+        return "NOT RUN"
+    return "REPORT ONLY" if result["passed"] is None else ("PASS" if result["passed"] else "MISS")
+
+
+def target_line(result: dict) -> str:
+    """One target: speed-up, cold speed-up, work ratio, FMA peak share, minimum, verdict, load."""
+    speedup = fmt(result["speedup_vs_rnn"], "6.2f", "     -")
+    cold, work = fmt(result["speedup_vs_rnn_cold"], ".2f"), fmt(result["work_ratio"], ".2f")
+    share = fmt(result["fma_peak_share"], ".1%")
+    minimum = "no target" if result["minimum"] is None else f"target >= {result['minimum']:g}x"
+    load = ""
+    if result["load_busy"]:
+        load = "  BUSY" + (f" (other processes {result['other_cores']:.1f} cores)"
+                           if result["other_cores"] is not None else "")
+    return (f"({result['key']}) {result['config']:<34} {PASS_SHORT[result['pass']]} {speedup}x (cold {cold}x, "
+            f"work {work}x, FMA peak {share})  {minimum}  {verdict(result)}{load}")
+
+
+def verdicts_in_one_line(results: List[dict]) -> str:
+    """e.g. '(a) 19.0x PASS, (b) 12.8x PASS, (c) not measured, ...'."""
+    return ", ".join(f"({r['key']}) not measured" if r["speedup_vs_rnn"] is None
+                     else f"({r['key']}) {r['speedup_vs_rnn']:.1f}x {verdict(r)}" for r in results)
+
+
 def targets_text(results: List[dict], threads: int, mode: str, busy: Optional[str]) -> str:
     bar = "=" * 110
-    title = (f"CPU targets: CW-RNN kernel vs nn.RNN (same hidden size), float32, exponential periods, "
-             f"{threads} thread{'s' if threads != 1 else ''}, warm medians (cold first calls beside)")
+    capability = results[0]["cpu_capability"] if results else "?"
+    title = (f"CPU targets ({capability}): CW-RNN kernel vs nn.RNN (same hidden size), float32, exponential "
+             f"periods, {threads} thread{'s' if threads != 1 else ''}, warm medians (cold first calls beside)")
     lines = [bar, title]
+    if capability not in TARGET_MINIMA:
+        lines.append(f"  note: no targets are set for CPU capability {capability}: speed-ups reported only")
     if threads != TARGET_THREADS:
         lines.append(f"  note: the targets are defined at {TARGET_THREADS} threads; this run used {threads}")
     if mode == "smoke":
         lines.append("  note: --smoke runs tiny sizes, so these verdicts mean nothing")
     if busy:
         lines.append(f"  note: busy machine: {busy}: verdicts marked BUSY are unreliable")
-    for result in results:
-        verdict = {True: "PASS", False: "MISS", None: "NOT RUN"}[result["passed"]]
-        speedup = fmt(result["speedup_vs_rnn"], "6.2f", "     -")
-        cold = fmt(result["speedup_vs_rnn_cold"], ".2f")
-        work = fmt(result["work_ratio"], ".2f")
-        load = ""
-        if result["load_busy"]:
-            load = "  BUSY" + (f" (other processes {result['other_cores']:.1f} cores)"
-                               if result["other_cores"] is not None else "")
-        lines.append(f"  ({result['key']}) {result['config']:<38} {result['pass']:<16} {speedup}x "
-                     f"(cold {cold}x, work {work}x)  target >= {result['minimum']:g}x  {verdict}{load}")
+    lines += ["  " + target_line(result) for result in results]
+    lines.append(f"  FMA peak: the kernel's multiply-adds per second (module-major count, benchmarks/work.py) "
+                 f"over {FMA_PEAK_FORMULA}")
     lines.append(bar)
     return "\n".join(lines)
+
+
+FMA_PEAK_FORMULA = ("cores used x clock ('cpu MHz' of /proc/cpuinfo: an estimate) x 2 FMA units x float32 lanes "
+                    "(16 AVX512, 8 AVX2, 4 DEFAULT)")

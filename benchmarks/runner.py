@@ -30,6 +30,7 @@ class Settings:
     max_run_time: float
     reference_limit: Optional[float]
     memory: bool
+    cpu_capability: str          # the instruction set the CW-RNN kernel runs with (in this process)
     seed: int = 0
 
     def task(self, config: Config, model: str, pass_name: str) -> Task:
@@ -42,19 +43,31 @@ class Settings:
         return max(1800.0, 60 * self.max_run_time)
 
 
-def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Tuple[Config, Tuple[str, ...]]]:
+Planned = Tuple[Config, Tuple[str, ...], Tuple[str, ...]]  # a config, its models, its passes
+
+
+def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Planned]:
     """Unique configs in run order (targets first, then the extra rows), each with the union of
-    models wanted there."""
-    wanted: Dict[Config, set] = {}
+    models and passes wanted there."""
+    wanted: Dict[Config, Tuple[set, set]] = {}
+
+    def want(config: Config, names, passes) -> None:
+        entry = wanted.setdefault(with_dtype(config, dtype), (set(), set()))
+        entry[0].update(names)
+        entry[1].update(passes)
+
     for target in plan.targets:
-        wanted.setdefault(with_dtype(target.config, dtype), set()).update(models)
+        if plan.target_models is None:
+            want(target.config, models, PASSES)
+        else:
+            want(target.config, plan.target_models, (target.pass_name,))
     for extra in plan.extras:
-        wanted.setdefault(with_dtype(extra.config, dtype), set()).update(extra.models or models)
+        want(extra.config, extra.models or models, PASSES)
     for sweep in plan.sweeps:
         for config in sweep.configs:
-            wanted.setdefault(with_dtype(config, dtype), set()).update(sweep.models or models)
-    return [(config, tuple(m for m in MODEL_NAMES if m in names and m in models))
-            for config, names in wanted.items()]
+            want(config, sweep.models or models, PASSES)
+    return [(config, tuple(m for m in MODEL_NAMES if m in names and m in models),
+             tuple(p for p in PASSES if p in passes)) for config, (names, passes) in wanted.items()]
 
 
 def skip_reason(name: str, config: Config, settings: Settings) -> Optional[str]:
@@ -67,21 +80,41 @@ def skip_reason(name: str, config: Config, settings: Settings) -> Optional[str]:
     return None
 
 
-def count_tasks(configs: List[Tuple[Config, Tuple[str, ...]]], settings: Settings) -> int:
-    runnable = sum(1 for config, names in configs for name in names if skip_reason(name, config, settings) is None)
-    return runnable * len(PASSES) * settings.rounds
+def config_tasks(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings) -> int:
+    """Measuring processes a config takes."""
+    runnable = sum(1 for name in names if skip_reason(name, config, settings) is None)
+    return runnable * len(passes) * settings.rounds
 
 
-def run_config(config: Config, names: Tuple[str, ...], settings: Settings, processes: FreshProcesses,
-               progress: Progress) -> List[dict]:
-    """Every model and pass on one config, `rounds` times interleaved (A B C, A B C, ...), each
+# For the time estimate only: nn.RNN on 2 idle cores (benchmarks/RESULTS.md) costs about this per
+# billion multiply-adds and per step, and a measuring process this much besides its calls.
+IDLE_S_PER_GMAC, IDLE_S_PER_STEP, PROCESS_S = 0.035, 11e-6, 0.3
+
+
+def config_weight(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings) -> float:
+    """A config's expected seconds on an idle machine, every model priced as nn.RNN; the progress
+    display scales it by the slowdown measured on the configurations already done."""
+    dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
+    per_round = 0.0
+    for pass_name in passes:
+        factor = 3 if pass_name == "forward_backward" else 1
+        call = factor * (IDLE_S_PER_GMAC * dense / 1e9 + IDLE_S_PER_STEP * config.steps * config.directions)
+        timed = min(max(settings.min_run_time, settings.min_repeats * call), settings.max_run_time) / settings.rounds
+        per_round += PROCESS_S + 2 * call + timed  # the cold call and the warm-up call, then the timed ones
+    runnable = sum(1 for name in names if skip_reason(name, config, settings) is None)
+    return runnable * per_round * settings.rounds
+
+
+def run_config(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings,
+               processes: FreshProcesses, progress: Progress) -> List[dict]:
+    """Every model and pass wanted on one config, `rounds` times interleaved (A B C, A B C, ...), each
     time in a fresh process; records carry the ratios and the load measured meanwhile."""
     reasons = {name: skip_reason(name, config, settings) for name in names}
     results: Dict[Tuple[str, str], List[dict]] = {}
     meter = LoadMeter(settings.threads)
     meter.start()
     for _ in range(settings.rounds):
-        for pass_name in PASSES:
+        for pass_name in passes:
             for name in names:
                 if reasons[name] is not None:
                     continue
@@ -96,7 +129,7 @@ def run_config(config: Config, names: Tuple[str, ...], settings: Settings, proce
     load = meter.stop()
     models = build_models(config, names, settings.device, getattr(torch, config.dtype), settings.seed)
     records = []
-    for pass_name in PASSES:
+    for pass_name in passes:
         for name in names:
             record = base_record(config, settings, models[name], pass_name, load)
             if reasons[name] is not None:
@@ -139,13 +172,15 @@ def combine(rounds: List[dict]) -> dict:
         "cold_runs_ms": " ".join(f"{c * 1e3:.3g}" for c in colds),
         "faults_per_call": statistics.median(r["warm_faults"] for r in rounds),
         "cold_faults": statistics.median(r["cold_faults"] for r in rounds),
+        "cpu_capability": rounds[0]["cpu_capability"],  # as the measuring process reported it
     }
 
 
 def base_record(config: Config, settings: Settings, model, pass_name: str, load: dict) -> dict:
     return {
         "mode": settings.mode, "device": settings.device.type, "dtype": config.dtype,
-        "threads": settings.threads, "batch": config.batch, "steps": config.steps,
+        "threads": settings.threads, "cpu_capability": settings.cpu_capability,
+        "batch": config.batch, "steps": config.steps,
         "input_size": config.input_size, "hidden_size": config.hidden_size,
         "num_modules": config.num_modules, "bidirectional": config.bidirectional,
         "periods": " ".join(map(str, config.periods)),
@@ -179,18 +214,14 @@ def add_ratios(records: List[dict], config: Config) -> None:
         record["realised"] = speedup / theory if clockwork and speedup else None
 
 
-def run_plan(plan: Plan, dtype: str, settings: Settings,
-             progress_label: str) -> Iterator[Tuple[Config, List[dict], Progress]]:
-    """Yields (config, its records, the progress display) one config at a time, so callers can
-    save and print as they go."""
+def run_plan(plan: Plan, dtype: str, settings: Settings, progress_label: str) -> Iterator[Tuple[Config, List[dict]]]:
+    """Yields (config, its records) one config at a time, so callers can save and print as they go."""
     configs = planned_configs(plan, dtype, settings.models)
     processes = FreshProcesses()
-    progress = Progress(progress_label, len(configs), count_tasks(configs, settings))
-    try:
-        for config, names in configs:
-            progress.start_config(config.label)
-            records = run_config(config, names, settings, processes, progress)
-            progress.end_config()
-            yield config, records, progress
-    finally:
-        progress.close()
+    progress = Progress(progress_label, [(config_weight(*planned, settings), config_tasks(*planned, settings))
+                                         for planned in configs])
+    for config, names, passes in configs:
+        progress.start_config(config.label)
+        records = run_config(config, names, passes, settings, processes, progress)
+        progress.end_config()
+        yield config, records

@@ -15,15 +15,13 @@ Streaming speed: the Clockwork RNN run one step, or one short chunk, at a time.
 Every model of a table is timed in interleaved rounds (A B C, A B C, ...), medians per step, so
 that a busy machine disturbs all of them alike; ratios are from the same run. Prints tables and
 the targets (CPU, 1 thread: B=1 H=256 no slower than nn.RNNCell, B=1 H=1024 >= 3x, B=32 H=512
->= 2x); `--out DIR` also writes streaming_<device>.json there. Time: --smoke a few seconds,
---quick (default) a few minutes on 2 idle cores, --full longer.
+>= 2x); `--out DIR` also writes streaming_<mode>_<device>.json there (metadata and rows).
+Time: --smoke a few seconds, --quick (default) a few minutes on 2 idle cores, --full longer.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -35,6 +33,9 @@ from torch import nn
 import cwrnn_ext
 from cwrnn_ext.functional import clockwork_rnn, clockwork_rnn_time_major
 from cwrnn_ext.step import TIME_MAJOR_MAX_COST, time_major_cost, time_major_wins
+
+from .load import available_cores
+from .machine import result_stem, run_metadata
 
 INPUT_SIZE = 16
 NUM_MODULES = 8
@@ -54,13 +55,6 @@ TARGETS = [  # (B, H, minimum speed-up of ClockworkRNNCell over nn.RNNCell), CPU
     (1, 1024, 3.0),
     (32, 512, 2.0),
 ]
-
-
-def cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def synchronize(device: torch.device) -> None:
@@ -276,12 +270,12 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--sections", default="step,chunk,crossover",
                         help="comma-separated subset of step, chunk, crossover (default: all)")
     parser.add_argument("--threads", default=None,
-                        help=f"comma-separated intra-op thread counts, 0 meaning all cores ({cpu_count()} "
+                        help=f"comma-separated intra-op thread counts, 0 meaning all cores ({available_cores()} "
                              f"here) (default: 1,0; --smoke: 1); the crossover runs on the first")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                         help="auto (default): CPU, and CUDA too when available")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for streaming_<device>.json (default: print only)")
+                        help="folder for streaming_<mode>_<device>.json (default: print only)")
     return parser.parse_args(argv)
 
 
@@ -293,12 +287,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if unknown:
         raise SystemExit(f"unknown sections {sorted(unknown)}; choose from step, chunk, crossover")
     thread_counts = ([int(n) for n in args.threads.split(",")] if args.threads else plan["thread_counts"])
-    thread_counts = list(dict.fromkeys(n if n > 0 else cpu_count() for n in thread_counts))
+    thread_counts = list(dict.fromkeys(n if n > 0 else available_cores() for n in thread_counts))
     devices = [torch.device("cpu")]
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
         devices = [torch.device("cuda")] if args.device == "cuda" else devices + [torch.device("cuda")]
-    print(f"cwrnn_ext {cwrnn_ext.__version__}, torch {torch.__version__}, {platform.processor() or platform.machine()}, "
-          f"{cpu_count()} cores; mode {args.mode}; float32, I={INPUT_SIZE}, {NUM_MODULES} exponential modules")
+    meta = {"mode": args.mode, **run_metadata("benchmarks.streaming", argv, thread_counts)}
+    print(f"cwrnn_ext {cwrnn_ext.__version__}, torch {torch.__version__}, {meta['cpu_model']}, "
+          f"{available_cores()} cores, CPU capability {meta['cpu_capability']['kernel']}; mode {args.mode}; "
+          f"float32, I={INPUT_SIZE}, {NUM_MODULES} exponential modules")
     print("Speeds on a shared or busy machine vary from run to run; compare ratios within one table.")
     all_rows = []
     for device in devices:
@@ -327,8 +323,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         for device in devices:
-            path = args.out / f"streaming_{device.type}.json"
-            path.write_text(json.dumps([r for r in all_rows if r["device"] == device.type], indent=1))
+            path = args.out / f"{result_stem(args.mode, device.type, 'streaming')}.json"
+            rows = [r for r in all_rows if r["device"] == device.type]
+            path.write_text(json.dumps({"meta": {**meta, "device": device.type}, "rows": rows}, indent=1))
             print(f"wrote {path}")
     return 0
 

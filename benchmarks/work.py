@@ -37,6 +37,21 @@ def _multiples_below(period: int, end: int) -> int:
     return (end + period - 1) // period
 
 
+def kernel_macs(periods: Sequence[int], module_sizes: Sequence[int], input_size: int, steps: int,
+                batch: int = 1) -> int:
+    """Multiply-adds the kernel's module-major schedule does in one forward pass (t0 = 0), fewer than
+    cwrnn_macs (docs/design.md, Held terms): each group's ticks read the input and its own diagonal
+    block, and each value a group holds (the initial state and its state after every tick) is
+    multiplied once by its block column, for the faster groups that read it. Groups must run from
+    fastest to slowest (exponential periods do)."""
+    total, faster_units = 0, 0
+    for period, size in zip(periods, module_sizes):
+        ticks = count_ticks(period, steps)
+        total += ticks * size * (input_size + size) + (ticks + 1) * faster_units * size
+        faster_units += size
+    return batch * total
+
+
 def srn_macs(input_size: int, hidden_size: int, steps: int, batch: int = 1) -> int:
     """Multiply-adds of a simple RNN (nn.RNN) layer: B (I H + H H) per step."""
     return batch * steps * (input_size * hidden_size + hidden_size * hidden_size)

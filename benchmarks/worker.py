@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import resource
+import signal
 import traceback
 from dataclasses import dataclass
 from typing import Optional
@@ -19,6 +20,7 @@ import torch
 
 import cwrnn_ext  # noqa: F401 - imported once in the fork server, not in every process
 from .configs import Config
+from .machine import cpu_capabilities
 from .models import build_models
 from .timing import configure_threads, disable_tf32, measure, pass_fn
 
@@ -63,11 +65,16 @@ def run_task(task: Task) -> dict:
     input = torch.randn(config.steps, config.batch, config.input_size, device=device, dtype=dtype)
     fn = pass_fn(task.pass_name, model, input)
     samples = measure(fn, device, task.budget_s, slow_s=task.max_run_time / task.rounds)
+    capability = cpu_capabilities()["kernel" if task.model == "cwrnn" else "torch"]  # the code this model ran
     return {"status": "ok", "cold_s": samples.cold_s, "cold_faults": samples.cold_faults,
-              "warm_s": samples.warm_s, "warm_faults": samples.warm_faults, "calls": samples.calls}
+            "warm_s": samples.warm_s, "warm_faults": samples.warm_faults, "calls": samples.calls,
+            "cpu_capability": capability}
 
 
 def _child_main(task: Task, connection) -> None:
+    # Ctrl-C reaches the whole process group: the benchmark ends this process itself, without a
+    # second traceback from here.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         result = run_task(task)
     except Exception as error:  # noqa: BLE001 - a model that fails here (a dtype a baseline lacks,
@@ -78,8 +85,11 @@ def _child_main(task: Task, connection) -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["pid"] = os.getpid()
-    connection.send(result)
-    connection.close()
+    try:
+        connection.send(result)
+        connection.close()
+    except BrokenPipeError:  # the benchmark stopped waiting (interrupted): nobody to tell
+        pass
 
 
 class FreshProcesses:
@@ -99,18 +109,19 @@ class FreshProcesses:
         process.start()
         sender.close()  # ours; the child holds its own copy, so its death reads as end of file
         result: Optional[dict] = None
-        finished = receiver.poll(timeout_s)  # True on a result or on the child's death
+        finished = False
         try:
+            finished = receiver.poll(timeout_s)  # True on a result or on the child's death
             if finished:
                 result = receiver.recv()
         except EOFError:
             pass
-        finally:
+        finally:  # also when the benchmark is interrupted: no measuring process outlives it
+            process.join(timeout=60 if result is not None else (1 if finished else 0))
+            if process.is_alive():
+                process.kill()
+                process.join()
             receiver.close()
-        process.join(timeout=60 if result is not None else 1)
-        if process.is_alive():
-            process.kill()
-            process.join()
         if result is None:
             why = (f"exited with code {process.exitcode}" if finished
                    else f"did not finish in {timeout_s:.0f} s and was killed")

@@ -1,3 +1,4 @@
+import collections
 import importlib.util
 
 import pytest
@@ -37,3 +38,20 @@ def threads_for_any_work():
         yield
     finally:
         ops._C.set_min_parallel_macs(previous)
+
+
+def skip_reason(report) -> str:
+    """The reason a test was skipped, as its skip call or marker gave it."""
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ").strip() or "no reason given"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line with the skips grouped by reason, most frequent first, e.g. "271 skipped: needs a
+    GPU (240), ...": pytest alone prints only the count unless run with -rs."""
+    reports = terminalreporter.stats.get("skipped", [])
+    if reports:
+        counts = collections.Counter(skip_reason(report) for report in reports)
+        reasons = ", ".join(f"{reason} ({count})" for reason, count in counts.most_common())
+        terminalreporter.write_line(f"{len(reports)} skipped: {reasons}")

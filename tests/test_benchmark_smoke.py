@@ -1,5 +1,7 @@
-"""The speed benchmark: its CLI runs end to end (--smoke) and leaves the git tree as it was, its
-parts (fresh measuring processes, quartiles, load threshold, plot ticks) do what they say, and the
+"""The speed benchmark: its CLI runs end to end (--smoke, into a temporary folder) and leaves the git
+tree as it was, stops cleanly with partial results when interrupted, limits the CPU capability on
+request, its parts (plans, fresh measuring processes, quartiles, load threshold, time estimate,
+target minima, FMA peak, plot ticks) do what they say, and the
 two things its numbers rest on are right: the naive dense-masked CW-RNN computes the library's
 function, and the work count gives the ratios of docs/design.md (The work count)."""
 import csv
@@ -7,10 +9,10 @@ import dataclasses
 import importlib.util
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,12 +26,18 @@ import cwrnn_ext  # noqa: E402
 from cwrnn_ext.layout import allowed_mask  # noqa: E402
 
 from benchmarks.checks import CHECK_CONFIGS, max_differences  # noqa: E402
-from benchmarks.configs import CPU_TARGETS, Config, quick_plan  # noqa: E402
+from benchmarks import progress as progress_module  # noqa: E402
+from benchmarks.configs import (CPU_TARGETS, TARGET_A, TARGET_C, TARGET_D, TARGET_E,  # noqa: E402
+                                TARGET_MINIMA, Config, full_plan, quick_plan)
 from benchmarks.load import busy_note, threshold  # noqa: E402
+from benchmarks.machine import CAPABILITY_ENV, fma_peak_per_s  # noqa: E402
 from benchmarks.models import MODEL_NAMES, build_models  # noqa: E402
+from benchmarks.progress import Progress  # noqa: E402
+from benchmarks.report import evaluate_targets  # noqa: E402
+from benchmarks.runner import planned_configs  # noqa: E402
 from benchmarks.speed import DEFAULT_OUT, RESULTS_DIR, parse_args  # noqa: E402
 from benchmarks.timing import summarise  # noqa: E402
-from benchmarks.work import (count_ticks, cwrnn_macs, cwrnn_parameter_count,  # noqa: E402
+from benchmarks.work import (count_ticks, cwrnn_macs, cwrnn_parameter_count, kernel_macs,  # noqa: E402
                              lstm_hidden_for_params, lstm_parameter_count, srn_macs, work_ratio)
 from benchmarks.worker import FreshProcesses, Task  # noqa: E402
 
@@ -48,28 +56,42 @@ def git_status():
     return result.stdout if result.returncode == 0 else None
 
 
-@pytest.fixture(scope="module")
-def smoke_run():
-    """`python -m benchmarks.speed --smoke` exactly as a user types it: default output folder."""
-    before, started = git_status(), time.time()
-    result = subprocess.run([sys.executable, "-m", "benchmarks.speed", "--smoke"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+def default_out_files():
+    """The files in the default output folder with their modification times (tests must not touch them)."""
+    return {p: p.stat().st_mtime_ns for p in DEFAULT_OUT.rglob("*")} if DEFAULT_OUT.exists() else {}
+
+
+def run_benchmark(*args, timeout=900):
+    result = subprocess.run([sys.executable, "-m", "benchmarks.speed", *args], cwd=ROOT, capture_output=True,
+                            text=True, timeout=timeout)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
-    return DEFAULT_OUT, result.stdout, result.stderr, before, git_status(), started
+    return result
 
 
-def test_smoke_leaves_git_status_unchanged(smoke_run):
-    out, _, _, before, after, started = smoke_run
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    """`python -m benchmarks.speed --smoke --out <a temporary folder>`."""
+    out = tmp_path_factory.mktemp("benchmark")
+    before, default_before = git_status(), default_out_files()
+    result = run_benchmark("--smoke", "--out", str(out))
+    return out, result.stdout, result.stderr, before, git_status(), default_before
+
+
+def test_smoke_leaves_git_status_and_the_default_output_folder_unchanged(smoke_run):
+    out, _, _, before, after, default_before = smoke_run
+    assert default_out_files() == default_before, "a test wrote into benchmarks/out/"
+    assert (out / "smoke_cpu.json").exists()  # it wrote where it was told
     if before is None:
         pytest.skip("not a git checkout")
     assert after == before, "a benchmark run changed the git tree (outputs must go to an ignored folder)"
-    assert out == ROOT / "benchmarks" / "out"
-    assert (out / "smoke_cpu.json").stat().st_mtime >= started - 1  # and it did write there
 
 
 def test_smoke_reports_progress_on_stderr(smoke_run):
     _, stdout, stderr, *_ = smoke_run
-    assert "configuration 1 of 5" in stderr and "configuration 5 of 5 done" in stderr and "ETA" in stderr
+    assert "configuration 1 of 5" in stderr and "configuration 5 of 5 done" in stderr
+    first = next(line for line in stderr.splitlines() if "configuration 1 of 5" in line)
+    assert first.endswith("ETA estimating")  # no guess before one configuration is measured
+    assert "configuration 1 of 5 done" in stderr and "ETA 0:" in stderr
     assert "configuration 1 of" not in stdout
     assert "No CUDA runtime" not in stderr
 
@@ -119,10 +141,18 @@ def test_smoke_json_has_every_model_and_pass(smoke_run, device):
     meta = payload["meta"]
     assert meta["load_threshold"] == threshold(meta["threads"], meta["cores"])
     assert "load_warning" in meta and "load_average_1min_start" in meta
+    assert meta["mode"] == "smoke" and meta["torch"] == torch.__version__ and meta["started"]
+    assert meta["command"] == f"python -m benchmarks.speed --smoke --out {out}" and meta["cpu_model"]
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert meta["cpu_capability"]["torch"] == capability and meta["capability_env"] == {}
+    assert {r["cpu_capability"] for r in records if r["model"] != "cwrnn"} == {capability}
     if device == "cpu":
         targets = payload["targets"]
         assert [t["key"] for t in targets] == [t.key for t in CPU_TARGETS] == ["a", "b", "c", "d", "e"]
         assert all(t["work_ratio"] > 1 and t["speedup_vs_rnn"] > 0 and "load_busy" in t for t in targets)
+        minima = TARGET_MINIMA.get(meta["cpu_capability"]["kernel"], {})
+        assert [t["minimum"] for t in targets] == [minima.get(key) for key in "abcde"]
+        assert all(t["kernel_gfma_per_s"] > 0 for t in targets)
 
 
 @pytest.mark.parametrize("device", devices())
@@ -142,8 +172,31 @@ def test_smoke_times_every_model_as_a_bidirectional_layer(smoke_run, device):
         assert r["speedup_vs_rnn"] > 0 and r["speedup_vs_lstm"] > 0
 
 
-def test_quick_plan_times_target_a_bidirectional_without_a_verdict():
-    plan = quick_plan()
+def test_smoke_streaming_file_names_its_mode_and_has_metadata(smoke_run):
+    payload = json.loads((smoke_run[0] / "streaming_smoke_cpu.json").read_text())
+    assert payload["meta"]["mode"] == "smoke" and payload["meta"]["device"] == "cpu"
+    assert payload["meta"]["cpu_capability"]["torch"] == torch.backends.cpu.get_cpu_capability()
+    assert payload["meta"]["command"].startswith("python -m benchmarks.streaming --smoke")
+    assert {row["section"] for row in payload["rows"]} == {"step", "chunk", "crossover"}
+
+
+def test_quick_plan_is_the_targets_kernel_against_nn_rnn_each_targets_pass():
+    planned = planned_configs(quick_plan(), "float32", MODEL_NAMES)
+    both = ("forward", "forward_backward")
+    assert planned == [(TARGET_A, ("cwrnn", "rnn"), both), (TARGET_C, ("cwrnn", "rnn"), ("forward",)),
+                       (TARGET_D, ("cwrnn", "rnn"), ("forward",)),
+                       (TARGET_E, ("cwrnn", "rnn"), ("forward_backward",))]
+    assert planned_configs(quick_plan(), "float32", ("cwrnn",))[0][1] == ("cwrnn",)  # --models narrows it
+
+
+def test_full_plan_times_every_model_and_pass_on_the_targets():
+    planned = {config: (names, passes) for config, names, passes in planned_configs(full_plan(), "float32", MODEL_NAMES)}
+    for target in CPU_TARGETS:
+        assert planned[target.config] == (MODEL_NAMES, ("forward", "forward_backward")), target.key
+
+
+def test_full_plan_times_target_a_bidirectional_without_a_verdict():
+    plan = full_plan()
     (extra,) = plan.extras
     assert extra.config.bidirectional and extra.models == ("cwrnn", "rnn", "lstm")
     target_a = next(t.config for t in plan.targets if t.key == "a")
@@ -208,7 +261,11 @@ def test_plots_redraw_a_json_written_before_bidirectional_rows(smoke_run, tmp_pa
 def test_smoke_prints_tables_and_targets(smoke_run):
     stdout = smoke_run[1]
     assert "CPU targets" in stdout and "theoretical work ratio" in stdout and "cold ms" in stdout
-    assert stdout.count("target >= ") == len(CPU_TARGETS)  # the bidirectional row gets no verdict
+    # Each verdict as soon as its configuration is measured, then all of them at the end; the
+    # bidirectional row gets none.
+    assert stdout.count("target >= ") == 2 * len(CPU_TARGETS)
+    table_a = stdout.index("B=2 T=16 I=4 H=16 g=4 float32  periods")
+    assert table_a < stdout.index("target (a) ") < stdout.index("B=2 T=8 I=4 H=16 g=4 float32  periods")
     assert "g=4 float32 bidirectional" in stdout
     for name in ("CW-RNN kernel", "CW-RNN reference", "CW-RNN dense-masked", "nn.RNN", "nn.LSTM same params"):
         assert name in stdout
@@ -312,3 +369,148 @@ def test_parameter_counts():
     assert lstm_parameter_count(64, hidden) == sum(p.numel() for p in torch.nn.LSTM(64, hidden).parameters())
     best = min(range(1, 400), key=lambda h: abs(lstm_parameter_count(64, h) - 181248))
     assert hidden == best
+
+
+def test_interrupt_saves_partial_results_and_prints_one_line(tmp_path):
+    """SIGINT (as Ctrl-C sends) once the first configuration is done: exit 130, no traceback, one
+    line with the verdicts so far, and a JSON with the measured targets filled in."""
+    process = subprocess.Popen([sys.executable, "-m", "benchmarks.speed", "--smoke", "--no-streaming",
+                                "--out", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    stderr = []
+    try:
+        for line in process.stderr:
+            stderr.append(line)
+            if "configuration 2 of 5" in line and "started" in line:
+                process.send_signal(signal.SIGINT)
+                break
+        rest, errors = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    output = rest + errors + "".join(stderr)
+    assert process.returncode == 128 + signal.SIGINT, output
+    assert "Traceback" not in output and "Error" not in output, output
+    (line,) = [line for line in rest.splitlines() if line.startswith("interrupted")]
+    assert line.startswith("interrupted (SIGINT) after ") and "(a) " in line and "(c) not measured" in line
+    assert str(tmp_path / "smoke_cpu.json") in line
+    payload = json.loads((tmp_path / "smoke_cpu.json").read_text())
+    assert payload["meta"]["interrupted"].startswith("SIGINT after ")
+    measured = {t["key"]: t["speedup_vs_rnn"] is not None for t in payload["targets"]}
+    assert measured == {"a": True, "b": True, "c": False, "d": False, "e": False}
+    assert {r["model"] for r in payload["records"]} == set(MODEL_NAMES)
+
+
+def test_capability_option_limits_every_process(tmp_path):
+    """--capability default: every process runs torch's baseline kernels with MKL and oneDNN limited
+    to match, the files and header say so, and the baseline's minima apply."""
+    result = run_benchmark("--smoke", "--no-streaming", "--capability", "default", "--models", "cwrnn,rnn",
+                           "--out", str(tmp_path))
+    assert "limited by --capability default: ATEN_CPU_CAPABILITY=default" in result.stdout
+    payload = json.loads((tmp_path / "smoke_default_cpu.json").read_text())
+    meta = payload["meta"]
+    assert meta["capability_env"] == CAPABILITY_ENV["default"] and meta["cpu_capability"]["torch"] == "DEFAULT"
+    assert {r["cpu_capability"] for r in payload["records"] if r["model"] == "rnn"} == {"DEFAULT"}
+    if meta["cpu_capability"]["cwrnn_ext"] is None:  # the kernel's capability is torch's then
+        assert {r["cpu_capability"] for r in payload["records"]} == {"DEFAULT"}
+    else:
+        assert {t["minimum"] for t in payload["targets"] if t["key"] in "bde"} == {None}
+    if meta["cpu_capability"]["kernel"] == "DEFAULT":
+        assert {t["key"]: t["minimum"] for t in payload["targets"]} == {"a": 4.0, "b": None, "c": 10.0,
+                                                                      "d": None, "e": None}
+    assert "CPU targets (" + meta["cpu_capability"]["kernel"] + ")" in result.stdout
+
+
+def kernel_record(config, pass_name, speedup, median_ms=2.0):
+    return {"model": "cwrnn", "pass": pass_name, "status": "ok", "speedup_vs_rnn": speedup,
+            "speedup_vs_rnn_cold": 1.0, "work_ratio": 4.5, "median_ms": median_ms, "other_cores": 0.0,
+            "load_1min": 0.1, "load_busy": False, **{f: getattr(config, f) for f in
+                                                      ("batch", "steps", "input_size", "hidden_size",
+                                                       "num_modules", "dtype", "bidirectional")}}
+
+
+@pytest.mark.parametrize("capability,expected", [
+    ("AVX512", {"a": True, "b": True, "c": False, "d": None, "e": None}),
+    ("AVX2", {"a": False, "b": True, "c": False, "d": None, "e": None}),
+    ("DEFAULT", {"a": True, "b": None, "c": False, "d": None, "e": None}),
+    ("SVE256", {"a": None, "b": None, "c": None, "d": None, "e": None}),
+])
+def test_target_verdicts_use_the_minima_of_the_capability(capability, expected):
+    records = [kernel_record(TARGET_A, "forward", 9.0), kernel_record(TARGET_A, "forward_backward", 8.0),
+               kernel_record(TARGET_C, "forward", 9.5)]  # d and e not measured
+    results = evaluate_targets(CPU_TARGETS, records, capability, threads=2, mhz=2000.0)
+    assert {r["key"]: r["passed"] for r in results} == expected
+    assert [r["minimum"] for r in results] == [TARGET_MINIMA.get(capability, {}).get(k) for k in "abcde"]
+
+
+def test_fma_peak_share_of_a_target():
+    (result,) = evaluate_targets(CPU_TARGETS[:1], [kernel_record(TARGET_A, "forward", 9.0, median_ms=10.0)],
+                                 "AVX2", threads=2, mhz=2000.0)
+    peak = 2 * 2000e6 * 2 * 8  # cores x Hz x FMA units x float32 lanes of AVX2
+    assert fma_peak_per_s(2, "AVX2", 2000.0) == peak
+    assert result["kernel_gfma_per_s"] == pytest.approx(400_556_032 / 0.010 / 1e9)
+    assert result["fma_peak_share"] == pytest.approx(400_556_032 / 0.010 / peak)
+    assert fma_peak_per_s(2, "AVX512", None) is None and fma_peak_per_s(2, "SVE256", 2000.0) is None
+
+
+def test_kernel_macs_counts_the_module_major_schedule():
+    """0.40 G multiply-adds at target (a) (docs/design.md, Held terms), and a count walking every step."""
+    periods, sizes = cwrnn_ext.exponential_periods(8), cwrnn_ext.split_evenly(512, 8)
+    assert kernel_macs(periods, sizes, 64, 512, 32) == 400_556_032
+    periods, sizes, input_size, steps = [1, 2, 4, 8], [3, 2, 4, 1], 5, 29
+    expected, begins = 0, [sum(sizes[:i]) for i in range(len(sizes))]
+    for t in range(steps):
+        for period, size in zip(periods, sizes):
+            if t % period == 0:  # a tick: its input and its diagonal block
+                expected += size * (input_size + size)
+    for period, size, begin in zip(periods, sizes, begins):
+        held = 1 + len([t for t in range(steps) if t % period == 0])  # the initial state, then each tick's
+        expected += held * begin * size  # each multiplied once for the faster modules' rows
+    assert kernel_macs(periods, sizes, input_size, steps, batch=3) == 3 * expected
+
+
+def test_time_estimate_waits_for_a_measured_configuration(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: now[0])
+    progress = Progress("[test]", [(10.0, 2), (30.0, 4)])
+    progress.start_config("first")
+    now[0] += 5
+    progress.task_done()
+    assert progress.eta_s() is None and progress.eta_text() == "ETA estimating"
+    now[0] += 15
+    progress.task_done()
+    progress.end_config()  # 20 s for 10 units of cost
+    assert progress.eta_s() == pytest.approx(60.0)
+    progress.start_config("second")
+    progress.task_done()
+    assert progress.eta_s() == pytest.approx(45.0)  # a quarter of its processes done
+
+
+@pytest.mark.skipif(not HAVE_MATPLOTLIB, reason="plots need matplotlib (requirements.txt)")
+def test_plots_redraw_a_file_written_before_the_modes_were_renamed(smoke_run, tmp_path):
+    """Old files have no cpu_capability in meta; their "quick" is the plan now called "full"."""
+    from benchmarks.plots import main as redraw
+    payload = json.loads((smoke_run[0] / "smoke_cpu.json").read_text())
+    del payload["meta"]["cpu_capability"]
+    payload["meta"]["mode"] = "quick"
+    old = tmp_path / "quick_cpu.json"
+    old.write_text(json.dumps(payload))
+    assert redraw([str(old), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"quick_cpu_float32_{p}.png" for p in PLOTS)
+
+
+def test_a_table_names_each_model_on_its_first_row_whatever_the_pass():
+    from benchmarks.report import config_table
+    records = [{**kernel_record(TARGET_E, "forward_backward", 7.0), "model_label": "CW-RNN kernel",
+                "model_hidden_size": 256, "parameters": 52396, "iqr_ms": 0.1, "cold_ms": 3.0,
+                "speedup_vs_lstm": None, "realised": 1.1, "faults_per_call": 6, "peak_memory_mib": 10.4}]
+    rows = config_table(TARGET_E, records).splitlines()
+    assert rows[2].startswith("CW-RNN kernel        f+b    256    52,396")
+
+
+def test_the_kernels_own_capability_is_used_when_the_library_reports_one(monkeypatch):
+    from benchmarks.machine import cpu_capabilities
+    monkeypatch.delattr(cwrnn_ext, "cpu_capability", raising=False)
+    assert cpu_capabilities() == {"torch": torch.backends.cpu.get_cpu_capability(), "cwrnn_ext": None,
+                                  "kernel": torch.backends.cpu.get_cpu_capability()}
+    monkeypatch.setattr(cwrnn_ext, "cpu_capability", lambda: "AVX2", raising=False)
+    assert cpu_capabilities()["cwrnn_ext"] == cpu_capabilities()["kernel"] == "AVX2"

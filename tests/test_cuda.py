@@ -24,7 +24,7 @@ from helpers import HALF_TYPES, TOLERANCE, assert_half_close  # noqa: E402
 from helpers import assert_close as assert_close_same_dtype  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available() and cwrnn_ext.cuda_kernels_available()
-pytestmark = pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU and cwrnn_ext built with its CUDA kernels")
+pytestmark = pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU and cwrnn_ext built with CUDA kernels")
 
 ERRORS = (ValueError, TypeError, RuntimeError)
 
