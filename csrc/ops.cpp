@@ -7,7 +7,10 @@
 #include <Python.h>
 #include <torch/library.h>
 
+#include <c10/util/Exception.h>
+
 #include "cpu/isa_dispatch.h"
+#include "cpu/memory_stats.h"
 #include "cpu/threads.h"
 
 extern "C" {
@@ -34,12 +37,44 @@ static PyObject* set_min_parallel_macs(PyObject*, PyObject* arg) {
   return PyLong_FromLongLong(cwrnn::set_min_parallel_macs(macs));
 }
 
+// _C.memory_stats(): {name: int} of what the CPU kernels keep between calls (cpu/memory_stats.h).
+// A bad CWRNN_* setting raises RuntimeError with the settings' message.
+static PyObject* memory_stats(PyObject*, PyObject*) {
+  std::vector<cwrnn::MemoryStat> stats;
+  try {
+    stats = cwrnn::memory_stats();
+  } catch (const c10::Error& error) {
+    PyErr_SetString(PyExc_RuntimeError, error.what_without_backtrace());
+    return nullptr;
+  }
+  PyObject* dict = PyDict_New();
+  if (dict == nullptr) return nullptr;
+  for (const auto& stat : stats) {
+    PyObject* value = PyLong_FromLongLong(stat.value);
+    if (value == nullptr || PyDict_SetItemString(dict, stat.name, value) < 0) {
+      Py_XDECREF(value);
+      Py_DECREF(dict);
+      return nullptr;
+    }
+    Py_DECREF(value);
+  }
+  return dict;
+}
+
+// _C.empty_cache(): frees the pool's unused blocks and the idle workspace blocks.
+static PyObject* empty_cache(PyObject*, PyObject*) {
+  cwrnn::empty_cache();
+  Py_RETURN_NONE;
+}
+
 // Importing cwrnn_ext._C runs the static registrations below; the module holds these functions.
 PyObject* PyInit__C(void) {
   static PyMethodDef methods[] = {
       {"cpu_capability", cpu_capability, METH_NOARGS, "The instruction set the CPU kernels run with."},
       {"last_call_threads", last_call_threads, METH_NOARGS, "Threads given to this thread's last CPU call."},
       {"set_min_parallel_macs", set_min_parallel_macs, METH_O, "Sets the CPU work threshold; returns the old."},
+      {"memory_stats", memory_stats, METH_NOARGS, "What the CPU kernels keep between calls."},
+      {"empty_cache", empty_cache, METH_NOARGS, "Frees the CPU kernels' unused cached memory."},
       {nullptr, nullptr, 0, nullptr}};
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);

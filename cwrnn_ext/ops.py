@@ -47,6 +47,23 @@ def cpu_capability() -> str:
     return _C.cpu_capability() if KERNELS_LOADED else None
 
 
+def memory_stats() -> dict:
+    """What the CPU kernels keep between calls, as {name: int}, in the manner of
+    `torch.cuda.memory_stats()`: the pool of large results ("pool.*") and the workspaces of
+    temporaries ("workspace.*"). docs/contract.md lists the keys. Raises RuntimeError if a CWRNN_*
+    environment variable holds a bad value; {} when the extension is not loaded."""
+    return _C.memory_stats() if KERNELS_LOADED else {}
+
+
+def empty_cache() -> None:
+    """Frees the memory the CPU kernels keep between calls and no call uses: the pool's unused
+    blocks and every idle workspace block, whichever thread used it last. Memory of live results
+    and of calls running now on other threads is untouched. Nothing to do when the extension is
+    not loaded."""
+    if KERNELS_LOADED:
+        _C.empty_cache()
+
+
 def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
     if not KERNELS_LOADED:
         return False

@@ -10,6 +10,7 @@ import sys
 import pytest
 import torch
 
+import cwrnn_ext
 from cwrnn_ext import reference
 from helpers import assert_close, make_problem, run_in_threads
 
@@ -96,7 +97,7 @@ def test_pool_keeps_at_most_its_limit():
         problem = make_problem(64, 16, 2, H, [1, 2], dtype=torch.float32, seed=H, requires_grad=False)
         outputs.append(forward_op(*op_args(problem, 0, None))[0])
     del outputs
-    cached = torch.ops.cwrnn_ext._output_pool_cached_bytes()
+    cached = cwrnn_ext.memory_stats()["pool.cached_bytes"]
     assert 0 < cached <= LIMIT_BYTES
 
 
@@ -107,12 +108,13 @@ def test_pool_off_keeps_nothing():
               "    out, _ = torch.ops.cwrnn_ext.forward(x, torch.zeros(16, 256), w_ih, w_hh, None, [1, 2],"
               " [128, 128], 0, 'tanh', None)\n"
               "    del out\n"
-              "print(torch.ops.cwrnn_ext._output_pool_cached_bytes())\n")
+              "stats = cwrnn_ext.memory_stats()\n"
+              "print(stats['pool.cached_bytes'], stats['pool.limit_bytes'])\n")
     env = dict(os.environ, CWRNN_OUTPUT_CACHE_MB="0")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "0"
+    assert result.stdout.split() == ["0", "0"]
 
 
 def test_threads_taking_and_returning_blocks_at_once():

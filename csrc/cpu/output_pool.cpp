@@ -4,34 +4,24 @@
 #include <ATen/ops/empty.h>
 #include <c10/core/Allocator.h>
 #include <c10/util/Exception.h>
-#include <torch/library.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <deque>
 #include <mutex>
-#include <string>
 
 #if defined(__linux__)
 #include <sys/mman.h>
 #endif
 
+#include "settings.h"
+
 namespace cwrnn {
 namespace {
 
 constexpr size_t kHugePage = size_t(2) << 20;
-
-size_t env_size(const char* name, size_t fallback) {
-  const char* value = std::getenv(name);
-  return value != nullptr ? static_cast<size_t>(std::strtoull(value, nullptr, 10)) : fallback;
-}
-
-bool huge_pages_wanted() {
-  static const bool on = std::getenv("CWRNN_HUGE_PAGES") == nullptr ||
-                         std::string(std::getenv("CWRNN_HUGE_PAGES")) != "0";
-  return on;
-}
 
 struct Block {
   void* data;
@@ -43,7 +33,7 @@ void* fresh_block(size_t bytes) {
   TORCH_CHECK(posix_memalign(&data, kHugePage, bytes) == 0, "cwrnn_ext: out of memory allocating ",
               bytes, " bytes");
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-  if (huge_pages_wanted()) madvise(data, bytes, MADV_HUGEPAGE);  // a hint: its failure is harmless
+  if (settings().huge_pages) madvise(data, bytes, MADV_HUGEPAGE);  // a hint: its failure is harmless
 #endif
   return data;
 }
@@ -59,19 +49,17 @@ class Pool {
         void* data = it->data;
         cached_ -= bytes;
         free_.erase(it);
+        ++hits_;
         return data;
       }
+      ++misses_;
     }
     return fresh_block(bytes);
   }
 
-  size_t cached_bytes() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return cached_;
-  }
-
+  // Called from tensor deleters: must not throw (settings() has succeeded before any block exists).
   void give_back(const Block& block) {
-    const size_t limit = output_cache_limit_bytes();
+    const size_t limit = settings().output_cache_bytes;
     if (block.bytes > limit) {
       std::free(block.data);
       return;
@@ -86,14 +74,33 @@ class Pool {
       }
       free_.push_back(block);
       cached_ += block.bytes;
+      peak_cached_ = std::max(peak_cached_, cached_);
     }
     for (const Block& b : dropped) std::free(b.data);
+  }
+
+  void free_all() {
+    std::deque<Block> dropped;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      dropped.swap(free_);
+      cached_ = 0;
+    }
+    for (const Block& b : dropped) std::free(b.data);
+  }
+
+  OutputPoolStats stats(int64_t live_bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return {static_cast<int64_t>(cached_), static_cast<int64_t>(peak_cached_), live_bytes, hits_, misses_};
   }
 
  private:
   std::mutex mutex_;
   std::deque<Block> free_;
   size_t cached_ = 0;
+  size_t peak_cached_ = 0;
+  int64_t hits_ = 0;
+  int64_t misses_ = 0;
 };
 
 // Never destroyed: tensors may die during static destruction, after a static Pool would be gone.
@@ -139,26 +146,20 @@ class PoolAllocator final : public c10::Allocator {
 
 }  // namespace
 
-size_t output_cache_limit_bytes() {
-  static const size_t limit = env_size("CWRNN_OUTPUT_CACHE_MB", 64) << 20;
-  return limit;
-}
+OutputPoolStats output_pool_stats() { return pool().stats(live_bytes.load()); }
+
+void empty_output_pool() { pool().free_all(); }
 
 at::Tensor empty_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
   TORCH_CHECK(options.device().is_cpu(), "cwrnn_ext internal error: empty_output is for CPU tensors");
+  const Settings& config = settings();  // first, so that a bad setting is refused on every call
   int64_t numel = 1;
   for (const int64_t s : sizes) numel *= s;
   const size_t bytes = static_cast<size_t>(numel) * options.dtype().itemsize();
-  if (bytes < kPooledBytes || output_cache_limit_bytes() == 0) return at::empty(sizes, options);
+  if (bytes < kPooledBytes || config.output_cache_bytes == 0) return at::empty(sizes, options);
   static PoolAllocator allocator;
   return at::detail::empty_generic(sizes, &allocator, c10::DispatchKeySet(c10::DispatchKey::CPU),
                                    c10::typeMetaToScalarType(options.dtype()), std::nullopt);
-}
-
-// For tests only: the bytes of unused blocks the pool holds now.
-TORCH_LIBRARY_FRAGMENT(cwrnn_ext, m) {
-  m.def("_output_pool_cached_bytes() -> int",
-        []() -> int64_t { return static_cast<int64_t>(pool().cached_bytes()); });
 }
 
 }  // namespace cwrnn

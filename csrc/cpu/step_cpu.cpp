@@ -9,14 +9,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <string>
 #include <vector>
 
 #include "../schedule.h"
 #include "../step_arguments.h"
 #include "../step_generic.h"
+#include "settings.h"
 #include "step_kernel.h"
 #include "threads.h"
 
@@ -106,10 +105,7 @@ Tensor rows_contiguous(const Tensor& t) { return t.stride(-1) == 1 || t.size(-1)
 
 // CWRNN_STEP_GENERIC=1 runs the ATen composite that CUDA uses, so that the tests can check it on
 // the CPU (no GPU is needed to find its mistakes).
-bool use_generic() {
-  const char* generic = std::getenv("CWRNN_STEP_GENERIC");
-  return generic != nullptr && std::string(generic) == "1";
-}
+bool use_generic() { return settings().step_generic; }
 
 Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
                 const Tensor& weight_hh, const std::optional<Tensor>& bias_ih,
