@@ -10,7 +10,7 @@
 //   pass at the end, along whole rows (fill_held_rows), instead of one group's columns at a time;
 // - the backward reads the upstream gradient where it lies (grad_output, grad_h_n, the faster
 //   groups' per-held-value sums) instead of assembling a (T + 1, B, H) buffer;
-// - every other temporary comes from a per-thread Workspace that is reused across calls.
+// - every other temporary comes from workspace blocks reused across calls (workspace.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
