@@ -48,3 +48,25 @@ def test_cpu_calls_do_not_warn(monkeypatch):
     assert _warnings_of(lambda: rnn(torch.randn(2, 50, 3))[0].sum().backward()) == []
     assert _warnings_of(lambda: cell(torch.randn(2, 3), t=3)) == []
     assert ops._cuda_warned is False
+
+
+@pytest.mark.skipif(not ops.KERNELS_LOADED, reason="needs the compiled extension (its ops' fake kernels)")
+def test_tracing_a_cuda_call_warns(monkeypatch):
+    """Under torch.compile the dispatch points stay silent (above); the fake kernels, which run
+    when a call is traced, warn instead. Fake CUDA tensors need no GPU."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    monkeypatch.setattr(ops, "_cuda_warned", False)
+    with FakeTensorMode():
+        try:
+            x, h = torch.empty(5, 2, 3, device="cuda"), torch.empty(2, 8, device="cuda")
+        except (RuntimeError, AssertionError) as error:  # a torch built without CUDA
+            pytest.skip(f"no fake CUDA tensors here: {error}")
+        w_ih, w_hh, b = torch.empty(8, 3, device="cuda"), torch.empty(8, 8, device="cuda"), torch.empty(8, device="cuda")
+        traced = _warnings_of(lambda: torch.ops.cwrnn_ext.forward(x, h, w_ih, w_hh, b, [1, 2], [4, 4], 0, "tanh", None))
+        assert [w.category for w in traced] == [UserWarning]
+        assert _warnings_of(lambda: torch.ops.cwrnn_ext.step(x[0], h, w_ih, w_hh, b, b, [1, 2], [4, 4], 3, None,
+                                                             "tanh")) == []  # once per process
+        monkeypatch.setattr(ops, "_cuda_warned", False)
+        assert len(_warnings_of(lambda: torch.ops.cwrnn_ext.step(x[0], h, w_ih, w_hh, b, b, [1, 2], [4, 4], 3,
+                                                                 None, "tanh"))) == 1
