@@ -81,6 +81,8 @@ def _run_layer(op: str, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, perio
         return reference.clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, args.periods,
                                        args.module_sizes, args.t0, args.nonlinearity, args.lengths)
 
+    if input.device.type == "cuda":
+        ops.warn_cuda_unvalidated_once()
     steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
     if hx is None:
         hx = input.new_zeros(batch, hidden)

@@ -6,16 +6,29 @@ to the reference implementation (with one warning, see functional.py).
 """
 from __future__ import annotations
 
+import importlib.util
+import warnings
+
 import torch
 
-try:
-    from . import _C  # noqa: F401  (importing registers torch.ops.cwrnn_ext.*)
+from .arguments import _is_compiling
 
-    KERNELS_LOADED = True
-    LOAD_ERROR = None
-except ImportError as error:  # pragma: no cover - exercised only on broken installs
+NOT_BUILT = ("cwrnn_ext's compiled kernels are not built; run: python3 -m pip install "
+             "--no-build-isolation --no-deps -e .  (in the repository root)")
+
+# Python's own message for a missing _C would blame a circular import; say what is wrong instead.
+if importlib.util.find_spec(f"{__package__}._C") is None:
     KERNELS_LOADED = False
-    LOAD_ERROR = error
+    LOAD_ERROR = ImportError(NOT_BUILT)
+else:
+    try:
+        from . import _C  # noqa: F401  (importing registers torch.ops.cwrnn_ext.*)
+
+        KERNELS_LOADED = True
+        LOAD_ERROR = None
+    except ImportError as error:  # built but does not load: its own error says why
+        KERNELS_LOADED = False
+        LOAD_ERROR = error
 
 KERNEL_DTYPES = {
     "cpu": (torch.float32, torch.float64, torch.bfloat16, torch.float16),
@@ -64,6 +77,30 @@ def empty_cache() -> None:
         _C.empty_cache()
 
 
+# False until the CUDA kernels have passed tests/test_cuda.py on a GPU; until then the first call
+# that runs them warns (once per process) that only the CPU emulation of their source checks them.
+CUDA_KERNELS_RUN_ON_A_GPU = False
+CUDA_UNVALIDATED = (
+    "cwrnn_ext: the CUDA kernels have never run on a GPU before; they are checked only by running "
+    "their source on the CPU in an emulator (tests/test_cuda_emulation.py). Compare a few results "
+    "with cwrnn_ext.reference.clockwork_rnn (or run pytest tests/test_cuda.py) before relying on them")
+_cuda_warned = False
+
+
+def warn_cuda_unvalidated_once() -> None:
+    """Called where a CUDA kernel is about to run. Not while torch.compile traces (the warning
+    would break the graph); a compiled call warns from the fake kernel instead, at trace time."""
+    if not _is_compiling():
+        _warn_cuda_unvalidated()
+
+
+def _warn_cuda_unvalidated() -> None:
+    global _cuda_warned
+    if not (_cuda_warned or CUDA_KERNELS_RUN_ON_A_GPU):
+        _cuda_warned = True
+        warnings.warn(CUDA_UNVALIDATED, UserWarning, stacklevel=4)
+
+
 def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
     if not KERNELS_LOADED:
         return False
@@ -76,6 +113,8 @@ if KERNELS_LOADED:
 
     @torch.library.register_fake("cwrnn_ext::forward")
     def _forward_fake(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, nonlinearity, lengths):
+        if input.device.type == "cuda":
+            _warn_cuda_unvalidated()
         steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
         return input.new_empty(steps, batch, hidden), hx.new_empty(batch, hidden)
 
@@ -128,6 +167,8 @@ if KERNELS_LOADED:
     @torch.library.register_fake("cwrnn_ext::step")
     def _step_fake(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
                    clocks, nonlinearity):
+        if input.device.type == "cuda":
+            _warn_cuda_unvalidated()
         return hx.new_empty(input.shape[0], weight_hh.shape[0])
 
     @torch.library.register_fake("cwrnn_ext::step_backward")

@@ -76,6 +76,8 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
     """h_next (B, H) for input (B, I) and hx (B, H): the kernel when there is one for the tensors'
     device and dtype, else the reference (as `clockwork_rnn` decides, warning once)."""
     if (input.is_cpu and input.dtype in _CPU_STEP_DTYPES) or step_kernel_supports(input.device, input.dtype):
+        if input.is_cuda:
+            ops.warn_cuda_unvalidated_once()
         return _STEP_OP(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
                         clocks, nonlinearity)
     # No kernel: one-step sequences through clockwork_rnn's fallback, one per row when the rows'
