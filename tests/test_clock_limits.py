@@ -6,6 +6,10 @@ whose clocks are Python ints, which never overflow. Periods and clocks sit near 
 2**63 - 1, where a sum of two residues passes 2**63 - 1. Clocks that would pass 2**63 - 1 are
 refused with an error naming the clock argument.
 """
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -183,11 +187,20 @@ def test_step_op_refuses_t_plus_clocks_past_the_last_on_cpu():
     step_op(INT64_MAX - 3, torch.tensor([0, 3, 1]))  # every row at or below the last clock
 
 
-def test_step_composite_takes_clocks_past_the_last_exactly(monkeypatch):
+def test_step_composite_takes_clocks_past_the_last_exactly():
     """The ATen composite (CUDA's step) cannot read the clocks back without stalling the GPU, so it
     does not refuse them: it compares residues, which is exact for any t + clocks. The issue's
-    clock 2**63 + 1: the period-(2**63 - 1) module holds there, and ticks at 2**63 - 1."""
-    monkeypatch.setenv("CWRNN_STEP_GENERIC", "1")
+    clock 2**63 + 1: the period-(2**63 - 1) module holds there, and ticks at 2**63 - 1.
+    CWRNN_STEP_GENERIC=1 selects the composite on the CPU, read once per process: this test runs
+    itself again in a process of its own with it set."""
+    if os.environ.get("CWRNN_STEP_GENERIC") != "1":
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), CWRNN_STEP_GENERIC="1")
+        here = os.path.abspath(__file__)
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                               f"{here}::test_step_composite_takes_clocks_past_the_last_exactly"],
+                              env=env, capture_output=True, text=True, cwd=os.path.dirname(here), timeout=600)
+        assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+        return
     t = INT64_MAX - 1
     clocks = [3, 0, INT64_MAX]  # row clocks 2**63 + 2, 2**63 - 2, 2**64 - 3
     p, got = step_op(t, torch.tensor(clocks))
