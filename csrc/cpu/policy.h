@@ -7,12 +7,17 @@
 
 namespace cwrnn::policy {
 
-// Multiply-adds in a call below which a second thread costs more than it saves: waking the pool
-// and joining it take microseconds on an idle machine, and on a loaded one the join waits for a
-// descheduled thread (a B=4 T=20 H=64 forward: 0.7 ms on one thread, 19 ms on two at load 15).
-// Measured for one step (a step of this size takes about as long on one core as the fork and
-// join), and applied to every CPU call alike: forward, backward (its GEMMs included) and step.
-constexpr int64_t kMinParallelMacs = int64_t{1} << 17;
+// Multiply-adds per parallel region below which a second thread costs more than it saves: waking
+// the pool and joining it take microseconds on an idle machine, and on a loaded one the join waits
+// for a descheduled thread (a B=4 T=20 H=64 forward: 0.7 ms on one thread, 19 ms on two at load
+// 15). One threshold for every CPU call; each op counts its work per parallel region it opens:
+// the forward and the step one region (all their multiply-adds), the backward about two per period
+// group (recurrence, GEMMs), so the forward's count over the number of groups.
+// Measured on an idle 2-core AMD EPYC (2026-12-03, 2 threads against 1, medians of 31-201 calls):
+// the forward broke even at 0.13M multiply-adds and gained 9-20% at 0.5-4M, 44% at 34M; the step
+// broke even at 0.66M and gained 24% at 2.6M; forward+backward lost 8-25% up to 4M forward
+// multiply-adds (g=4) and gained 35% at 34M.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 19;
 
 // Batch rows per thread below which splitting the batch costs more than it saves.
 constexpr int64_t kMinRowsPerThread = 2;

@@ -317,8 +317,9 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor> cpu_backward(
   check_backward_arguments(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output, lengths);
   const int64_t T = input.size(0), B = input.size(1), I = input.size(2), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
-  // The recurrences and the GEMMs each cost about a forward.
-  const ThreadsForWork threads(2 * forward_macs(groups, B, I, H), B);
+  // Work per parallel region (policy.h): about two regions per group, each a group's share of the
+  // recurrences or the GEMMs.
+  const ThreadsForWork threads(forward_macs(groups, B, I, H) / static_cast<int64_t>(groups.size()), B);
   const auto [need_x, need_h0, need_w_ih, need_w_hh, need_bias] = mask;
   // Gradients are summed in the arithmetic type (float32 for the half types) and rounded once.
   const auto dtype = input.scalar_type();
