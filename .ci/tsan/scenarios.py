@@ -103,6 +103,9 @@ def main(names):
     assert torch.get_num_threads() == THREADS
     from cwrnn_ext import ops
     assert ops.KERNELS_LOADED, ops.LOAD_ERROR
+    # Every call on both threads, however small: these scenarios exist to race them (the work
+    # threshold would run the small ones on one thread).
+    ops._C.set_min_parallel_macs(0)
     assert os.path.dirname(os.path.abspath(cwrnn_ext.__file__)) == os.path.join(ROOT, "cwrnn_ext"), cwrnn_ext.__file__
     print(f"scenarios: cwrnn_ext from {os.path.dirname(cwrnn_ext.__file__)}, {THREADS} threads", flush=True)
     for name in names or SCENARIOS:
