@@ -43,7 +43,7 @@ def _native():
 
 
 NATIVE = _native() if ops.KERNELS_LOADED else "DEFAULT"
-LOWER = [c for c in ORDER if c in ORDER and ORDER.index(c) < ORDER.index(NATIVE)] if NATIVE in ORDER else []
+LOWER = ORDER[:ORDER.index(NATIVE)] if NATIVE in ORDER else []
 
 
 def test_in_process_set_is_torchs():
