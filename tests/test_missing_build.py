@@ -12,7 +12,14 @@ PACKAGE = os.path.dirname(os.path.abspath(cwrnn_ext.__file__))
 BUILD_COMMAND = "python3 -m pip install --no-build-isolation --no-deps -e ."
 
 # Imports the copy, calls a layer (which falls back to the reference), prints what it saw.
-PROBE = """
+# An editable install of the repository leaves a finder on sys.meta_path that maps any
+# `cwrnn_ext.<child>` the copy lacks (here `_C`) to the repository's build; the copy stands for a
+# checkout that was never built, so that finder goes first.
+WITHOUT_EDITABLE_FINDER = """
+import sys
+sys.meta_path = [f for f in sys.meta_path if not getattr(f, "__module__", "").startswith("__editable__")]
+"""
+PROBE = WITHOUT_EDITABLE_FINDER + """
 import warnings, torch, cwrnn_ext
 from cwrnn_ext import ops
 print("file", cwrnn_ext.__file__)
@@ -53,7 +60,8 @@ def test_not_built_names_the_command(tmp_path):
     [warning] = _lines(done.stdout, "warning ")
     assert ops.NOT_BUILT in warning and "circular" not in warning, warning
 
-    report = _run(root, "-m", "cwrnn_ext")
+    # python -m cwrnn_ext, after the same finder is gone
+    report = _run(root, "-c", WITHOUT_EDITABLE_FINDER + "import runpy; runpy.run_module('cwrnn_ext', run_name='__main__')")
     assert report.returncode == 1, report.stderr
     [extension] = _lines(report.stdout, "compiled extension: ")
     assert extension.startswith(f"NOT loaded ({ops.NOT_BUILT})"), extension
