@@ -9,8 +9,9 @@ Streaming speed: the Clockwork RNN run one step, or one short chunk, at a time.
   chunk      cwrnn_ext.Stream.chunk over a sequence fed in chunks of 1, 8 and 64 steps, against
              nn.RNN called on the same chunks (hx carried), per step.
   crossover  one layer's forward over T steps by the module-major schedule and by the
-             time-major step kernel, T = 1 .. 512: where the time-major path stops winning
-             (cwrnn_ext.step.TIME_MAJOR_MAX_COST is set from this), and which one the rule picks.
+             time-major step kernel (each forced), T = 1 .. 512: where the time-major path stops
+             winning (csrc/cpu/policy.h's kTimeMajorMaxCost is set from this), and which one the
+             forward's rule picks.
 
 Every model of a table is timed in interleaved rounds (A B C, A B C, ...), medians per step, so
 that a busy machine disturbs all of them alike; ratios are from the same run. Prints tables and
@@ -31,8 +32,8 @@ import torch
 from torch import nn
 
 import cwrnn_ext
-from cwrnn_ext.functional import clockwork_rnn, clockwork_rnn_time_major
-from cwrnn_ext.step import TIME_MAJOR_MAX_COST, time_major_cost, time_major_wins
+from cwrnn_ext import ops
+from cwrnn_ext.functional import clockwork_rnn
 
 from .load import available_cores
 from .machine import result_stem, run_metadata
@@ -213,28 +214,28 @@ def crossover_table(plan: dict, device: torch.device, threads: int) -> List[dict
                 x = torch.randn(steps, batch, INPUT_SIZE, device=device)
 
                 def module_major():
-                    with torch.no_grad():
+                    with torch.no_grad(), ops.forced_forward_path("module_major"):
                         clockwork_rnn(x, None, *params)
 
                 def time_major():
-                    with torch.no_grad():
-                        clockwork_rnn_time_major(x, None, *params)
+                    with torch.no_grad(), ops.forced_forward_path("time_major"):
+                        clockwork_rnn(x, None, *params)
 
                 times = interleaved({"module_major": module_major, "time_major": time_major},
                                     {"module_major": steps, "time_major": steps}, plan["rounds"], device)
                 rows.append(dict(section="crossover", device=device.type, threads=threads, batch=batch,
                                  hidden=hidden, modules=g, steps=steps, times=times,
                                  time_major_speedup=times["module_major"]["median_us"] / times["time_major"]["median_us"],
-                                 rule_cost=time_major_cost(steps, batch, hidden),
-                                 rule_picks="time-major" if time_major_wins(steps, batch, hidden, device)
-                                 else "module-major"))
+                                 rule_cost=steps * hidden * batch ** 0.6,
+                                 rule_picks=ops.forward_path(steps, batch, hidden, len(set(model.periods)))
+                                 if device.type == "cpu" else "module_major"))
     return rows
 
 
 def print_crossover_table(rows: List[dict]) -> None:
     print(f"{'B':>3} {'H':>5} {'T':>5} | {'module-major':>12} {'time-major':>10} | {'time-major speed-up':>19}"
           f" {'T*H*B^0.6':>10} {'rule picks':>12}   (us per step, median; the rule: "
-          f"time-major when T*H*B^0.6 <= {TIME_MAJOR_MAX_COST})")
+          "time-major when T*H*B^0.6 is small; csrc/cpu/policy.h)")
     for r in rows:
         t = r["times"]
         print(f"{r['batch']:>3} {r['hidden']:>5} {r['steps']:>5} | {t['module_major']['median_us']:>12.2f} "

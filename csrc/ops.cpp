@@ -5,10 +5,17 @@
 #error "cwrnn_ext: Py_LIMITED_API must be defined (setup.py defines it where torch does not)"
 #endif
 #include <Python.h>
+
+#include <cstring>
+#include <optional>
+#include <utility>
 #include <torch/library.h>
 
 #include <c10/util/Exception.h>
 
+#include "kernel_dtypes.h"
+
+#include "cpu/forward_path.h"
 #include "cpu/isa_dispatch.h"
 #include "cpu/memory_stats.h"
 #include "cpu/threads.h"
@@ -67,6 +74,104 @@ static PyObject* empty_cache(PyObject*, PyObject*) {
   Py_RETURN_NONE;
 }
 
+// The Python name of a kernel dtype (torch.<name>).
+static const char* dtype_name(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::kFloat: return "float32";
+    case c10::kDouble: return "float64";
+    case c10::kBFloat16: return "bfloat16";
+    case c10::kHalf: return "float16";
+    default: return c10::toString(dtype);
+  }
+}
+
+// Sets dict[key] = value and drops the reference to value; false (with the error set) on failure.
+static bool set_item(PyObject* dict, const char* key, PyObject* value) {
+  const bool ok = value != nullptr && PyDict_SetItemString(dict, key, value) == 0;
+  Py_XDECREF(value);
+  return ok;
+}
+
+// _C.kernel_dtypes(): {"sequence" | "step": {"cpu" | "cuda": [dtype names]}}, kernel_dtypes.h's
+// table (what each device's kernel takes when it is built).
+static PyObject* kernel_dtypes(PyObject*, PyObject*) {
+  PyObject* table = PyDict_New();
+  if (table == nullptr) return nullptr;
+  const std::pair<const char*, cwrnn::KernelOp> ops[] = {{"sequence", cwrnn::KernelOp::kSequence},
+                                                         {"step", cwrnn::KernelOp::kStep}};
+  const std::pair<const char*, c10::DeviceType> devices[] = {{"cpu", c10::DeviceType::CPU},
+                                                             {"cuda", c10::DeviceType::CUDA}};
+  for (const auto& [op_name, op] : ops) {
+    PyObject* by_device = PyDict_New();
+    if (!set_item(table, op_name, by_device == nullptr ? nullptr : (Py_INCREF(by_device), by_device))) {
+      Py_XDECREF(by_device);
+      Py_DECREF(table);
+      return nullptr;
+    }
+    for (const auto& [device_name, device] : devices) {
+      const auto dtypes = cwrnn::kernel_dtypes(op, device);
+      PyObject* names = PyList_New(0);
+      bool ok = names != nullptr;
+      for (size_t i = 0; ok && i < dtypes.size(); ++i) {
+        PyObject* name = PyUnicode_FromString(dtype_name(dtypes[i]));
+        ok = name != nullptr && PyList_Append(names, name) == 0;
+        Py_XDECREF(name);
+      }
+      if (!ok || !set_item(by_device, device_name, names)) {
+        if (!ok) Py_XDECREF(names);
+        Py_DECREF(by_device);
+        Py_DECREF(table);
+        return nullptr;
+      }
+    }
+    Py_DECREF(by_device);
+  }
+  return table;
+}
+
+// _C.forward_path(steps, batch, hidden, groups, dtype_name): the path the CPU forward's rule
+// (cpu/forward_path.h) picks for that shape, ignoring any forced path.
+static PyObject* forward_path(PyObject*, PyObject* args) {
+  long long steps, batch, hidden, groups;
+  const char* dtype = nullptr;
+  if (!PyArg_ParseTuple(args, "LLLLs", &steps, &batch, &hidden, &groups, &dtype)) return nullptr;
+  c10::ScalarType scalar_type = c10::ScalarType::Undefined;
+  for (const auto candidate : cwrnn::kSequenceDtypes)
+    if (std::strcmp(dtype_name(candidate), dtype) == 0) scalar_type = candidate;
+  if (scalar_type == c10::ScalarType::Undefined || steps < 0 || batch < 0 || hidden < 0 || groups < 1) {
+    PyErr_SetString(PyExc_ValueError, "forward_path: sizes must be >= 0, groups >= 1 and dtype a kernel dtype");
+    return nullptr;
+  }
+  const auto forced = cwrnn::force_forward_path(std::nullopt);
+  const auto path = cwrnn::choose_forward_path(steps, batch, hidden, static_cast<size_t>(groups), scalar_type);
+  cwrnn::force_forward_path(forced);
+  return PyUnicode_FromString(cwrnn::forward_path_name(path));
+}
+
+// _C.last_forward_path(): the path this thread's last CPU forward took.
+static PyObject* last_forward_path(PyObject*, PyObject*) {
+  return PyUnicode_FromString(cwrnn::forward_path_name(cwrnn::last_forward_path()));
+}
+
+// _C.force_forward_path(name or None): makes every later CPU forward take "time_major" or
+// "module_major" (where its dtype allows; module-major keeps its pipelined variant), None: the
+// rule again. Returns the previous setting. For tests and benchmarks.
+static PyObject* force_forward_path(PyObject*, PyObject* arg) {
+  std::optional<cwrnn::ForwardPath> path;
+  if (arg != Py_None) {
+    const char* name = nullptr;
+    if (PyUnicode_Check(arg) && PyArg_Parse(arg, "s", &name)) path = cwrnn::forward_path_from_name(name);
+    if (!path || *path == cwrnn::ForwardPath::kPipelined) {
+      if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "force_forward_path: path must be 'time_major', 'module_major' or None");
+      return nullptr;
+    }
+  }
+  const auto previous = cwrnn::force_forward_path(path);
+  if (!previous) Py_RETURN_NONE;
+  return PyUnicode_FromString(cwrnn::forward_path_name(*previous));
+}
+
 // Importing cwrnn_ext._C runs the static registrations below; the module holds these functions.
 PyObject* PyInit__C(void) {
   static PyMethodDef methods[] = {
@@ -75,6 +180,10 @@ PyObject* PyInit__C(void) {
       {"set_min_parallel_macs", set_min_parallel_macs, METH_O, "Sets the CPU work threshold; returns the old."},
       {"memory_stats", memory_stats, METH_NOARGS, "What the CPU kernels keep between calls."},
       {"empty_cache", empty_cache, METH_NOARGS, "Frees the CPU kernels' unused cached memory."},
+      {"kernel_dtypes", kernel_dtypes, METH_NOARGS, "Dtypes of each op's kernel per device."},
+      {"forward_path", forward_path, METH_VARARGS, "The CPU forward path the rule picks for a shape."},
+      {"last_forward_path", last_forward_path, METH_NOARGS, "The path of this thread's last CPU forward."},
+      {"force_forward_path", force_forward_path, METH_O, "Forces the CPU forward path; returns the old."},
       {nullptr, nullptr, 0, nullptr}};
   static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, methods};
   return PyModule_Create(&module_def);
@@ -107,9 +216,4 @@ TORCH_LIBRARY(cwrnn_ext, m) {
       "step_backward(Tensor grad, Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, "
       "Tensor output, int[] periods, int[] module_sizes, int t, Tensor? clocks, str nonlinearity, "
       "bool[5] output_mask) -> (Tensor?, Tensor?, Tensor?, Tensor?, Tensor?)");
-  // forward, computed one step after another (for short sequences): the same results.
-  m.def(
-      "forward_time_major(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, "
-      "Tensor? bias, int[] periods, int[] module_sizes, int t0, str nonlinearity, Tensor? lengths) "
-      "-> (Tensor, Tensor)");
 }

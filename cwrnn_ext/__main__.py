@@ -47,8 +47,8 @@ def report() -> List[str]:
                      f"{torch.backends.cpu.get_cpu_capability()}; ATEN_CPU_CAPABILITY=default|avx2 lowers both)")
     lines.append(f"CPU threads: {torch.get_num_threads()} used by torch, {os.cpu_count()} logical cores")
     for device in ("cpu", "cuda"):
-        kernel_dtypes = ops.KERNEL_DTYPES[device]
-        if not ops.kernel_supports(torch.device(device), kernel_dtypes[0]):
+        kernel_dtypes = ops.kernel_dtypes("sequence", device)
+        if not kernel_dtypes or not ops.kernel_supports(torch.device(device), kernel_dtypes[0]):
             why = "extension not loaded" if not ops.KERNELS_LOADED else "CUDA kernels not compiled in"
             lines.append(f"dtypes with a kernel on {device}: none ({why}; the reference would run instead)")
             continue
@@ -56,7 +56,9 @@ def report() -> List[str]:
         if device == "cuda":
             note = (" (compiled in; no GPU visible to run them)" if not torch.cuda.is_available()
                     else " (not yet validated on a GPU)")
-        lines.append(f"dtypes with a kernel on {device}: {_dtype_names(kernel_dtypes)}{note}")
+        step = _dtype_names(ops.kernel_dtypes("step", device))
+        lines.append(f"dtypes with a kernel on {device}: {_dtype_names(kernel_dtypes)}{note}; "
+                     f"one step at a time: {step}")
     return lines
 
 

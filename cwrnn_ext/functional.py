@@ -48,23 +48,9 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
     """One Clockwork RNN layer over time-major `input` (T, B, I).
 
     Returns (output (T, B, H), h_n (B, H)). Semantics: docs/contract.md and `reference.py`.
+    On the CPU the kernel itself chooses how to run the sequence (step after step for short
+    ones, module after module for long ones); the results are the same.
     """
-    return _run_layer("forward", input, hx, weight_ih, weight_hh, bias_ih, bias_hh,
-                      periods, module_sizes, t0, nonlinearity, lengths)
-
-
-def clockwork_rnn_time_major(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
-                             module_sizes=None, t0=0, nonlinearity="tanh", lengths=None):
-    """`clockwork_rnn` computed one step after another by the CPU step kernel: the same results
-    and gradients, faster for short sequences (see cwrnn_ext.step.time_major_wins). Other
-    devices run `clockwork_rnn`'s kernel."""
-    op = "forward_time_major" if input.device.type == "cpu" else "forward"
-    return _run_layer(op, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
-                      t0, nonlinearity, lengths)
-
-
-def _run_layer(op: str, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
-               t0, nonlinearity, lengths):
     if isinstance(input, torch.Tensor) and _autocast_enabled(input.device.type):
         input, hx, weight_ih, weight_hh, bias_ih, bias_hh = _autocast(
             input.device.type, input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
@@ -77,16 +63,15 @@ def _run_layer(op: str, input, hx, weight_ih, weight_hh, bias_ih, bias_hh, perio
             _warn_fallback_once("the CUDA kernels were not compiled into this build")
         else:
             raise TypeError(f"input dtype {input.dtype} is not supported on {input.device.type} "
-                            f"(supported: {[str(d) for d in ops.KERNEL_DTYPES.get(input.device.type, ())]})")
+                            f"(supported: {[str(d) for d in ops.kernel_dtypes('sequence', input.device.type)]})")
         return reference.clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, args.periods,
                                        args.module_sizes, args.t0, args.nonlinearity, args.lengths)
 
     if input.device.type == "cuda":
         ops.warn_cuda_unvalidated_once()
-    steps, batch, hidden = input.shape[0], input.shape[1], weight_hh.shape[0]
     if hx is None:
-        hx = input.new_zeros(batch, hidden)
+        hx = input.new_zeros(input.shape[1], weight_hh.shape[0])
     bias = bias_ih if bias_hh is None else (bias_hh if bias_ih is None else bias_ih + bias_hh)
     lengths = None if args.lengths is None else args.lengths.to(input.device)
-    return getattr(torch.ops.cwrnn_ext, op)(input, hx, weight_ih, weight_hh, bias, args.periods,
-                                            args.module_sizes, args.t0, args.nonlinearity, lengths)
+    return torch.ops.cwrnn_ext.forward(input, hx, weight_ih, weight_hh, bias, args.periods,
+                                       args.module_sizes, args.t0, args.nonlinearity, lengths)

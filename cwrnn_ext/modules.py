@@ -10,10 +10,10 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from .arguments import INT64_MAX, NONLINEARITIES, check_lengths
-from .functional import _autocast_enabled
+from .functional import _autocast_enabled, clockwork_rnn
 from .integers import as_int
 from .layout import allowed_mask, resolve_layout
-from .step import run_step, sequence_forward, step_clock, step_kernel_supports
+from .step import run_step, step_clock, step_kernel_supports
 
 
 def _check_int(value, name: str, minimum: int) -> int:
@@ -187,24 +187,14 @@ class ClockworkRNN(_ClockworkBase):
         if self.bidirectional:  # the reversal needs the lengths as a tensor
             lengths = check_lengths(lengths, input.shape[0], input.shape[1])
 
-        layer_input, finals = input, []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction, suffix in enumerate(self._direction_suffixes):
-                reverse = direction == 1
-                state = None if hx is None else hx[layer * self.num_directions + direction]
-                output, h_n = sequence_forward(
-                    _reverse_within_lengths(layer_input, lengths) if reverse else layer_input, state,
-                    *self._layer_parameters(layer, suffix), self.periods, self.module_sizes, t0,
-                    self.nonlinearity, lengths)
-                outputs.append(_reverse_within_lengths(output, lengths) if reverse else output)
-                finals.append(h_n)
-            output = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
-            layer_input = output
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = nn.functional.dropout(output, self.dropout, training=True)
-        h_n = torch.stack(finals)
+        def run_direction(layer_input, state, parameters, reverse):
+            if reverse:
+                layer_input = _reverse_within_lengths(layer_input, lengths)
+            output, h_n = clockwork_rnn(layer_input, state, *parameters, self.periods,
+                                        self.module_sizes, t0, self.nonlinearity, lengths)
+            return (_reverse_within_lengths(output, lengths) if reverse else output), h_n
 
+        output, h_n = self.run_layers(input, hx, run_direction)
         if packed:
             return self._repack(output, packed_input), h_n
         if unbatched:
@@ -212,6 +202,27 @@ class ClockworkRNN(_ClockworkBase):
         if self.batch_first:
             output = output.transpose(0, 1)
         return output, h_n
+
+    def run_layers(self, input, hx, run_direction):
+        """`input` through every layer and direction as nn.RNN stacks them: run_direction(
+        layer_input, state, (weight_ih, weight_hh, bias_ih, bias_hh), reverse) -> (output, h_n)
+        runs one direction of one layer (a sequence for forward, one step for Stream.step); the
+        directions' outputs are concatenated along the last dimension, and dropout (in training)
+        falls between layers. hx: (num_layers * num_directions, ...) or None. Returns (the last
+        layer's output, h_n stacked in nn.RNN's order)."""
+        layer_input, finals = input, []
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0 and self.training:
+                layer_input = nn.functional.dropout(layer_input, self.dropout, training=True)
+            outputs = []
+            for direction, suffix in enumerate(self._direction_suffixes):
+                state = None if hx is None else hx[layer * self.num_directions + direction]
+                output, h_n = run_direction(layer_input, state, self._layer_parameters(layer, suffix),
+                                            direction == 1)
+                outputs.append(output)
+                finals.append(h_n)
+            layer_input = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=-1)
+        return layer_input, torch.stack(finals)
 
     def _check_hx(self, hx, input, unbatched):
         if hx is None:

@@ -6,8 +6,10 @@ to the reference implementation (with one warning, see functional.py).
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import warnings
+from typing import Optional
 
 import torch
 
@@ -30,10 +32,16 @@ else:
         KERNELS_LOADED = False
         LOAD_ERROR = error
 
-KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64, torch.bfloat16, torch.float16),
-    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
-}
+# {"sequence" | "step": {"cpu" | "cuda": (torch dtypes)}}: the C++ kernels' own table
+# (csrc/kernel_dtypes.h), so Python and the kernels' checks cannot disagree. Empty without _C.
+KERNEL_DTYPES = ({op: {device: tuple(getattr(torch, name) for name in names)
+                       for device, names in by_device.items()}
+                  for op, by_device in _C.kernel_dtypes().items()} if KERNELS_LOADED else {})
+
+
+def kernel_dtypes(op: str, device_type: str) -> tuple:
+    """The dtypes the `op` kernel ("sequence": forward/backward, "step") takes on a device type."""
+    return KERNEL_DTYPES.get(op, {}).get(device_type, ())
 
 
 # Fixed once _C is loaded. Asked once, here: torch.compile cannot trace the dispatcher query and
@@ -101,12 +109,41 @@ def _warn_cuda_unvalidated() -> None:
         warnings.warn(CUDA_UNVALIDATED, UserWarning, stacklevel=4)
 
 
-def kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
+def kernel_supports(device: torch.device, dtype: torch.dtype, op: str = "sequence") -> bool:
+    """Whether this build runs the `op` kernel for tensors of this device and dtype."""
     if not KERNELS_LOADED:
         return False
     if device.type == "cuda" and not cuda_kernels_available():
         return False
-    return dtype in KERNEL_DTYPES.get(device.type, ())
+    return dtype in kernel_dtypes(op, device.type)
+
+
+# The CPU forward chooses for itself between running a sequence step after step (time-major),
+# module after module (module-major) or, for a batch too small to split, as a two-thread pipeline
+# (csrc/cpu/forward_path.h). These read and steer that choice, for tests and benchmarks.
+FORWARD_PATHS = ("time_major", "module_major", "pipelined")
+
+
+def forward_path(steps: int, batch: int, hidden: int, num_groups: int, dtype=torch.float32) -> str:
+    """The path the CPU forward's rule picks for a sequence of this shape (ignoring force_forward_path)."""
+    return _C.forward_path(steps, batch, hidden, num_groups, str(dtype).replace("torch.", ""))
+
+
+def last_forward_path() -> str:
+    """The path this thread's last CPU forward took."""
+    return _C.last_forward_path()
+
+
+@contextlib.contextmanager
+def forced_forward_path(path: Optional[str]):
+    """Within the block every CPU forward takes `path`'s family: "time_major" (float32/float64;
+    other dtypes run module-major) or "module_major" (pipelined where the rule would pipeline);
+    None: the rule. Process-wide: meant for tests and benchmarks."""
+    previous = _C.force_forward_path(path)
+    try:
+        yield
+    finally:
+        _C.force_forward_path(previous)
 
 
 if KERNELS_LOADED:
@@ -156,11 +193,7 @@ if KERNELS_LOADED:
                                     setup_context=lambda ctx, inputs, output: None)
 
 
-# ---------------------------------------------------------------------------------------------
-# The time-major ops: `step` (one step, a clock per row; its autograd is in C++, see
-# csrc/step_autograd.cpp) and `forward_time_major` (the sequence forward computed step by step,
-# which is faster for short sequences; its backward is the sequence backward above).
-# ---------------------------------------------------------------------------------------------
+# The step op (one step, a clock per row; its autograd is in C++, csrc/step_autograd.cpp).
 
 if KERNELS_LOADED:
 
@@ -178,7 +211,3 @@ if KERNELS_LOADED:
                  weight_ih.new_empty(weight_ih.shape), weight_hh.new_empty(weight_hh.shape),
                  weight_hh.new_empty(weight_hh.shape[0]))
         return tuple(g if wanted else None for g, wanted in zip(grads, output_mask))
-
-    torch.library.register_fake("cwrnn_ext::forward_time_major")(_forward_fake)
-    torch.library.register_autograd("cwrnn_ext::forward_time_major", _backward,
-                                    setup_context=_setup_context)

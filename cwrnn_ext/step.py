@@ -1,5 +1,4 @@
-"""One Clockwork RNN step at a time: the Python side of the `step` op, its clock arguments, and
-the choice between the two schedules for a sequence.
+"""One Clockwork RNN step at a time: the Python side of the `step` op and its clock arguments.
 
 The step op computes only the rows of the modules that are active at the clock value of each
 row, reading their allowed columns; the other rows hold. `ClockworkRNNCell` and `Stream` call it
@@ -14,23 +13,16 @@ import torch
 
 from . import ops
 from .arguments import _is_compiling, check_clock
-from .functional import clockwork_rnn, clockwork_rnn_time_major
-
-
-# Dtypes of the step kernels (the CPU step kernel and forward_time_major: float32 and float64).
-STEP_KERNEL_DTYPES = {
-    "cpu": (torch.float32, torch.float64),
-    "cuda": (torch.float32, torch.float64, torch.float16, torch.bfloat16),
-}
+from .functional import clockwork_rnn
 
 
 def step_kernel_supports(device: torch.device, dtype: torch.dtype) -> bool:
-    return ops.kernel_supports(device, dtype) and dtype in STEP_KERNEL_DTYPES.get(device.type, ())
+    return ops.kernel_supports(device, dtype, op="step")
 
 
 # Resolved once: looking the op up through torch.ops on every step costs a few microseconds.
 _STEP_OP = torch.ops.cwrnn_ext.step.default if ops.KERNELS_LOADED else None
-_CPU_STEP_DTYPES = frozenset(STEP_KERNEL_DTYPES["cpu"]) if ops.KERNELS_LOADED else frozenset()
+_CPU_STEP_DTYPES = frozenset(ops.kernel_dtypes("step", "cpu"))
 
 
 def check_clock_tensor(t, name: str, batch: int, device: torch.device,
@@ -89,48 +81,3 @@ def run_step(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_
                           bias_hh, periods, module_sizes, t + int(clocks[b]), nonlinearity)[1]
             for b in range(input.shape[0])]
     return torch.cat(rows) if rows else hx.clone()
-
-
-# ---------------------------------------------------------------------------------------------
-# Which schedule runs a sequence. The module-major schedule has a fixed cost per call (per
-# group: a gather, GEMMs, a recurrence, a held term) that a long sequence amortises and a short
-# one does not; the time-major kernel costs about one step's work per step and almost nothing
-# per call, but reads each weight row once per step instead of once per group and call.
-#
-# Measured on the CPU (2026-12-01, Intel Xeon VM, 2 cores, float32, 8 exponential modules, forward
-# under no_grad, `python -m benchmarks.streaming --sections crossover`): the longest sequence at
-# which time-major still wins is
-#     B=1:  T=128 at H=256, 64 at H=512, 32 at H=1024   (1 and 2 threads, I=16 and I=64)
-#     B=4:  T=64, 32, 16;  B=8: T=64, 16, 8             (1 thread, I=16)
-#     B=32: T=16, 4-8, 2-4                              (1 and 2 threads, I=16 and I=64)
-# i.e. T * H is constant for a batch size and the limit falls about as B**0.6. Near the limit
-# the two schedules are within 10-20% of each other, so the rule need not be sharper.
-# ---------------------------------------------------------------------------------------------
-
-# Time-major when time_major_cost(...) is at most this.
-TIME_MAJOR_MAX_COST = 32768
-
-
-def time_major_cost(steps: int, batch: int, hidden: int) -> float:
-    """The crossover rule's measure of a sequence: steps * hidden * batch**0.6."""
-    return steps * hidden * max(batch, 1) ** 0.6
-
-
-def time_major_wins(steps: int, batch: int, hidden: int, device: torch.device) -> bool:
-    """Whether the time-major kernel runs a sequence of this shape faster than module-major
-    (CPU only: CUDA has no time-major sequence kernel)."""
-    # One step is all time-major's own work: the module-major schedule adds its setup to the same.
-    return device.type == "cpu" and (steps <= 1 or time_major_cost(steps, batch, hidden) <= TIME_MAJOR_MAX_COST)
-
-
-def sequence_forward(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
-                     t0, nonlinearity, lengths):
-    """One layer over a time-major sequence with the faster schedule for its shape; the
-    gradients are the same op's either way (module-major backward)."""
-    steps, batch = input.shape[0], input.shape[1]
-    if (time_major_wins(steps, batch, weight_hh.shape[0], input.device)
-            and step_kernel_supports(input.device, input.dtype)):
-        return clockwork_rnn_time_major(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
-                                        module_sizes, t0, nonlinearity, lengths)
-    return clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
-                         t0, nonlinearity, lengths)

@@ -20,7 +20,8 @@ from torch import nn
 from .arguments import INT64_MAX, check_clock
 from .integers import as_int, as_int_list
 from .modules import ClockworkRNN, ClockworkRNNCell, check_input_dtype
-from .step import check_clock_tensor, run_step, sequence_forward
+from .functional import clockwork_rnn
+from .step import check_clock_tensor, run_step
 
 
 class Stream:
@@ -175,15 +176,13 @@ class Stream:
         x = input.unsqueeze(0) if unbatched else input
         h = self.h.unsqueeze(1) if unbatched else self.h
         t, clocks = (clock, None) if self._clock is not None else (0, self._clocks)
-        states = []
-        for layer in range(rnn.num_layers):
-            if layer > 0 and rnn.dropout > 0 and rnn.training:
-                x = nn.functional.dropout(x, rnn.dropout, training=True)
-            weight_ih, weight_hh, bias_ih, bias_hh = rnn._layer_parameters(layer)
-            x = run_step(x, h[layer], weight_ih, weight_hh, bias_ih, bias_hh, rnn.periods,
-                         rnn.module_sizes, t, clocks, rnn.nonlinearity)
-            states.append(x)
-        h_next = torch.stack(states)
+
+        def step_direction(layer_input, state, parameters, reverse):
+            h_next = run_step(layer_input, state, *parameters, rnn.periods, rnn.module_sizes, t, clocks,
+                              rnn.nonlinearity)
+            return h_next, h_next
+
+        x, h_next = rnn.run_layers(x, h, step_direction)
         self.h = h_next.squeeze(1) if unbatched else h_next
         self._advance(1)
         return x.squeeze(0) if unbatched else x
@@ -216,9 +215,8 @@ class Stream:
             x = time_major.unsqueeze(1) if unbatched else time_major
             h = self.h.unsqueeze(0) if unbatched else self.h
             bias_ih, bias_hh = (rnn.bias_ih, rnn.bias_hh) if rnn.bias else (None, None)
-            output, h_n = sequence_forward(x, h, rnn.weight_ih, rnn.weight_hh, bias_ih, bias_hh,
-                                           rnn.periods, rnn.module_sizes, self._clock, rnn.nonlinearity,
-                                           None)
+            output, h_n = clockwork_rnn(x, h, rnn.weight_ih, rnn.weight_hh, bias_ih, bias_hh,
+                                        rnn.periods, rnn.module_sizes, self._clock, rnn.nonlinearity)
             output, self.h = (output.squeeze(1), h_n.squeeze(0)) if unbatched else (output, h_n)
         self._advance(steps)
         return output

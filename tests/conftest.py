@@ -25,6 +25,29 @@ def _seed():
     yield
 
 
+@pytest.fixture(params=["time_major", "module_major"])
+def forward_path(request):
+    """Runs the test once with every CPU forward forced onto each path (the rule would pick one by
+    shape, so a test of small shapes would otherwise see only time-major); yields the path."""
+    from cwrnn_ext import ops
+    if not ops.KERNELS_LOADED:
+        pytest.skip("needs the compiled kernels")
+    with ops.forced_forward_path(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def module_major_path():
+    """Every CPU forward of the test forced onto module-major (its pipelined variant included), for
+    tests of that schedule's own machinery (threads, workspace, pool, pipeline)."""
+    from cwrnn_ext import ops
+    if not ops.KERNELS_LOADED:
+        yield
+        return
+    with ops.forced_forward_path("module_major"):
+        yield
+
+
 @pytest.fixture
 def threads_for_any_work():
     """Lets even tiny CPU calls use every intra-op thread (the work threshold at 0), so that tests

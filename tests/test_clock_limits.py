@@ -15,8 +15,7 @@ import pytest
 import torch
 
 import cwrnn_ext
-from cwrnn_ext import reference
-from cwrnn_ext.functional import clockwork_rnn_time_major
+from cwrnn_ext import ops, reference
 from helpers import assert_close
 
 F64 = torch.float64
@@ -81,10 +80,18 @@ def cell_of(p):
     return cell
 
 
+def on_path(path, fn):
+    """fn, run with the CPU forward forced onto `path`."""
+    def run(*args):
+        with ops.forced_forward_path(path):
+            return fn(*args)
+    return run
+
+
 SEQUENCE_PATHS = {
     "reference": lambda p, t0: reference.clockwork_rnn(*sequence_args(p, t0))[0],
-    "module-major": lambda p, t0: cwrnn_ext.clockwork_rnn(*sequence_args(p, t0))[0],
-    "time-major": lambda p, t0: clockwork_rnn_time_major(*sequence_args(p, t0))[0],
+    "module-major": on_path("module_major", lambda p, t0: cwrnn_ext.clockwork_rnn(*sequence_args(p, t0))[0]),
+    "time-major": on_path("time_major", lambda p, t0: cwrnn_ext.clockwork_rnn(*sequence_args(p, t0))[0]),
     "layer": lambda p, t0: layer_of(p)(p["x"], p["h0"][None], t0=t0)[0],
 }
 
@@ -157,7 +164,8 @@ def test_sequence_past_the_last_clock_is_refused():
             model(x, t0=t0)
     model(x, t0=INT64_MAX - 3)  # the last step at the last clock: valid
     p = problem(4)
-    for fn in (cwrnn_ext.clockwork_rnn, clockwork_rnn_time_major, reference.clockwork_rnn):
+    for fn in (on_path("module_major", cwrnn_ext.clockwork_rnn), on_path("time_major", cwrnn_ext.clockwork_rnn),
+               reference.clockwork_rnn):
         with pytest.raises(ValueError, match=r"\bt0\b.*2\*\*63 - 1"):
             fn(*sequence_args(p, INT64_MAX - 2))
     bidirectional = cwrnn_ext.ClockworkRNN(2, 4, bidirectional=True, periods=[1, INT64_MAX], dtype=F64)
@@ -165,14 +173,13 @@ def test_sequence_past_the_last_clock_is_refused():
         bidirectional(x, t0=INT64_MAX - 1)
 
 
-@pytest.mark.parametrize("op", ["forward", "forward_time_major"])
-def test_raw_sequence_ops_refuse_clocks_past_the_last(op):
+def test_raw_forward_op_refuses_clocks_past_the_last(forward_path):
     p = problem(4)
     args = (p["x"], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"] + p["b_hh"], PERIODS, SIZES)
     with pytest.raises(RuntimeError, match=r"t0.*2\^63 - 1"):
-        getattr(torch.ops.cwrnn_ext, op)(*args, INT64_MAX - 2, "tanh", None)
-    output, _ = getattr(torch.ops.cwrnn_ext, op)(*args, INT64_MAX - 3, "tanh", None)
-    assert_close(output, oracle(p, [INT64_MAX - 3] * B)[0], what=op)
+        torch.ops.cwrnn_ext.forward(*args, INT64_MAX - 2, "tanh", None)
+    output, _ = torch.ops.cwrnn_ext.forward(*args, INT64_MAX - 3, "tanh", None)
+    assert_close(output, oracle(p, [INT64_MAX - 3] * B)[0], what=forward_path)
 
 
 def step_op(t, clocks, seed=0):

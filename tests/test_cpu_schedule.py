@@ -11,7 +11,8 @@ from helpers import assert_close, make_problem, random_lengths, run_in_threads, 
 
 # The threaded schedules on small problems: without this, the work threshold would run them on one
 # thread (test_thread_policy.py tests the threshold itself).
-pytestmark = pytest.mark.usefixtures("threads_for_any_work")
+# The module-major schedule's own machinery: the rule would run most of these shapes time-major.
+pytestmark = pytest.mark.usefixtures("threads_for_any_work", "module_major_path")
 
 DTYPES = [torch.float64, torch.float32]
 

@@ -33,7 +33,9 @@ def test_this_build():
     lines = cli.report()
     if ops.KERNELS_LOADED:
         assert _line(lines, "compiled extension: ").startswith("compiled extension: loaded (")
-        assert _line(lines, "dtypes with a kernel on cpu: ") == "dtypes with a kernel on cpu: float32, float64, bfloat16, float16"
+        assert _line(lines, "dtypes with a kernel on cpu: ") == (
+            "dtypes with a kernel on cpu: float32, float64, bfloat16, float16; "
+            "one step at a time: float32, float64")
         backends = ["CPU", "CUDA"] if cwrnn_ext.cuda_kernels_available() else ["CPU"]
         assert _line(lines, "compiled backends: ") == "compiled backends: " + ", ".join(backends)
     expected_gpu = "yes" if torch.cuda.is_available() else "no"
@@ -50,8 +52,8 @@ def test_cuda_compiled_without_gpu(monkeypatch):
     assert _line(lines, "compiled backends: ") == "compiled backends: CPU, CUDA"
     assert _line(lines, "GPU visible: ") == "GPU visible: no"
     assert _line(lines, "dtypes with a kernel on cuda: ") == (
-        "dtypes with a kernel on cuda: float32, float64, float16, bfloat16 "
-        "(compiled in; no GPU visible to run them)")
+        "dtypes with a kernel on cuda: float32, float64, bfloat16, float16 "
+        "(compiled in; no GPU visible to run them); one step at a time: float32, float64, bfloat16, float16")
 
 
 def test_extension_missing(monkeypatch, capsys):

@@ -10,6 +10,9 @@ import cwrnn_ext
 from helpers import DEVICES, assert_close, make_problem, random_lengths
 from test_kernel_vs_reference import compare
 
+# The module-major schedule's own machinery: the rule would run most of these shapes time-major.
+pytestmark = pytest.mark.usefixtures("module_major_path")
+
 # The CPU recurrence keeps 128 bytes of accumulators per row (32 float32 or 16 float64 columns)
 # and handles batch rows in tiles of 4; groups of k >= 32 (float32) / 16 (float64) take the
 # blocked path, and k not a multiple of the block takes the ragged edge too.

@@ -9,6 +9,9 @@ import cwrnn_ext
 from helpers import (DEVICES, TOLERANCE, needs_cuda, allowed_mask, assert_close, assert_half_close,
                      assert_nontrivial, make_problem, random_lengths, run_kernel, run_reference)
 
+# Every test runs on each CPU forward path in turn: the rule would pick time-major for most of these shapes.
+pytestmark = pytest.mark.usefixtures("forward_path")
+
 DTYPES = [torch.float64, torch.float32]
 
 # (name, periods, module_sizes or None, hidden_size)

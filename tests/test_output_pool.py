@@ -14,6 +14,9 @@ import cwrnn_ext
 from cwrnn_ext import reference
 from helpers import assert_close, make_problem, run_in_threads
 
+# The module-major schedule's own machinery: the rule would run most of these shapes time-major.
+pytestmark = pytest.mark.usefixtures("module_major_path")
+
 POOLED_BYTES = 1 << 20  # csrc/cpu/output_pool.h, kPooledBytes
 LIMIT_BYTES = 64 << 20  # the default CWRNN_OUTPUT_CACHE_MB
 forward_op = torch.ops.cwrnn_ext.forward

@@ -7,6 +7,9 @@ import cwrnn_ext
 from cwrnn_ext import reference
 from helpers import DEVICES, assert_close, assert_nontrivial, make_problem, run, upstream_grads
 
+# The module-major schedule's own machinery: the rule would run most of these shapes time-major.
+pytestmark = pytest.mark.usefixtures("module_major_path")
+
 IMPLEMENTATIONS = {"kernel": cwrnn_ext.clockwork_rnn, "reference": reference.clockwork_rnn}
 T, B, I, H = 13, 5, 3, 8
 PERIODS, SIZES = [1, 2, 4, 5], [2, 3, 2, 1]

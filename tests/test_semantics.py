@@ -13,6 +13,9 @@ from cwrnn_ext import reference
 from helpers import (DEVICES, allowed_mask, assert_close, assert_nontrivial, make_problem,
                      random_lengths, run, unit_periods)
 
+# Every test runs on each CPU forward path in turn: the rule would pick time-major for most of these shapes.
+pytestmark = pytest.mark.usefixtures("forward_path")
+
 F64 = torch.float64
 IMPLEMENTATIONS = {"kernel": cwrnn_ext.clockwork_rnn, "reference": reference.clockwork_rnn}
 
@@ -291,9 +294,10 @@ def test_torch_compile_fullgraph_matches_eager():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_deterministic(device):
+def test_deterministic(device, threads_for_any_work):
     """The promise (README, "Determinism"): bitwise the same results for a fixed thread count;
-    between thread counts they differ at rounding level only (as torch's own GEMMs do)."""
+    between thread counts they differ at rounding level only (as torch's own GEMMs do). Every
+    call may use every thread (threads_for_any_work), on each forward path (forward_path)."""
     model = cwrnn_ext.ClockworkRNN(5, 24, periods=[1, 2, 4, 8, 16], num_layers=2, dtype=F64, device=device)
     x = torch.randn(40, 16, 5, dtype=F64, device=device)
     lengths = random_lengths(40, 16, 1, device)
@@ -305,6 +309,8 @@ def test_deterministic(device):
             model.zero_grad()
             xg = x.clone().requires_grad_()
             out, h_n = model(xg, t0=3, lengths=lengths)
+            if device == "cpu":
+                assert cwrnn_ext.ops._C.last_call_threads() == threads
             (out.sin().sum() + h_n.cos().sum()).backward()
         finally:
             torch.set_num_threads(previous)

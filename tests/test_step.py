@@ -11,9 +11,8 @@ import pytest
 import torch
 
 import cwrnn_ext
-from cwrnn_ext import reference, step
-from cwrnn_ext.functional import clockwork_rnn_time_major
-from helpers import (DEVICES, TOLERANCE, assert_close, assert_nontrivial, make_problem,
+from cwrnn_ext import ops, reference, step
+from helpers import (DEVICES, FAMILY, TOLERANCE, assert_close, assert_nontrivial, make_problem,
                      random_lengths, unit_periods)
 
 F32, F64 = torch.float32, torch.float64
@@ -395,7 +394,9 @@ def test_compile_loop_of_steps():
     (5, 0, 4, 8, [1, 2], None, 0, "tanh", False),
     (6, 40, 8, 128, [1, 2, 4, 8], None, 3, "tanh", True),  # large enough to use both threads
 ], ids=["T1", "nonharmonic-lengths", "noinput", "wide-lengths", "T0", "B0", "threads"])
-def test_time_major_sequence_matches_reference(case, dtype, threads):
+def test_each_forward_path_matches_reference(case, dtype, threads, forward_path):
+    """The forward op on either path (forced), against the reference: values, and the gradients
+    of the module-major backward that serves both."""
     T, B, I, H, periods, sizes, t0, nonlinearity, use_lengths = case
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -403,7 +404,8 @@ def test_time_major_sequence_matches_reference(case, dtype, threads):
         problem = make_problem(T, B, I, H, periods, sizes, dtype=dtype, seed=T + B)
         lengths = random_lengths(T, B, seed=T) if use_lengths else None
         args = problem.args(t0, nonlinearity, lengths)
-        output, h_n = clockwork_rnn_time_major(*args)
+        output, h_n = cwrnn_ext.clockwork_rnn(*args)
+        assert ops.last_forward_path() in FAMILY[forward_path]
         expected, expected_h_n = reference.clockwork_rnn(*args)
         assert_close(output, expected, what="output")
         assert_close(h_n, expected_h_n, what="h_n")
@@ -421,40 +423,27 @@ def test_time_major_sequence_matches_reference(case, dtype, threads):
         torch.set_num_threads(previous)
 
 
-def test_opcheck_forward_time_major():
+def test_opcheck_forward_each_path(forward_path):
     problem = make_problem(6, 3, 4, 7, [1, 2, 3], [2, 3, 2], dtype=F64, seed=3)
     bias = (problem.bias_ih + problem.bias_hh).detach().requires_grad_()
     args = (problem.input, problem.hx, problem.weight_ih, problem.weight_hh, bias, [1, 2, 3], [2, 3, 2], 1,
             "tanh", torch.tensor([6, 0, 3]))
-    torch.library.opcheck(torch.ops.cwrnn_ext.forward_time_major, args)
-
-
-def record_schedules(monkeypatch) -> list:
-    """The names of the sequence functions cwrnn_ext.step calls from now on, in order."""
-    calls = []
-    for name in ("clockwork_rnn", "clockwork_rnn_time_major"):
-        def spy(*args, _run=getattr(step, name), _name=name, **kwargs):
-            calls.append(_name)
-            return _run(*args, **kwargs)
-        monkeypatch.setattr(step, name, spy)
-    return calls
+    torch.library.opcheck(torch.ops.cwrnn_ext.forward, args)
+    assert ops.last_forward_path() in FAMILY[forward_path]
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_module_same_either_schedule(bidirectional, monkeypatch):
-    """ClockworkRNN picks the schedule by the sequence's size; both give the same values and
-    gradients (the module-major backward serves both)."""
+def test_module_same_either_path(bidirectional):
+    """Both forward paths give a module the same values and gradients."""
     model = cwrnn_ext.ClockworkRNN(4, 10, periods=[1, 3, 5], module_sizes=[3, 5, 2], num_layers=2,
                                    bidirectional=bidirectional, dtype=F64)
     x = torch.randn(8, 3, 4, dtype=F64, requires_grad=True)
     lengths = torch.tensor([8, 5, 1])
-    calls = record_schedules(monkeypatch)
     results = []
-    for cost, schedule in ((0, "clockwork_rnn"), (10**18, "clockwork_rnn_time_major")):
-        monkeypatch.setattr(step, "TIME_MAJOR_MAX_COST", cost)
-        calls.clear()
-        output, h_n = model(x, t0=2, lengths=lengths)
-        assert calls == [schedule] * (4 if bidirectional else 2)  # one per layer and direction
+    for path in ("module_major", "time_major"):
+        with ops.forced_forward_path(path):
+            output, h_n = model(x, t0=2, lengths=lengths)
+            assert ops.last_forward_path() == path
         grads = torch.autograd.grad(output.sum() + h_n.square().sum(), [x] + list(model.parameters()))
         results.append((output, h_n, grads))
     (o0, h0, g0), (o1, h1, g1) = results
@@ -464,46 +453,56 @@ def test_module_same_either_schedule(bidirectional, monkeypatch):
         assert_close(a, b, what="grad")
 
 
-# The crossover's constant was measured on one machine (cwrnn_ext/step.py); what must hold anywhere
-# is its shape: a sequence that runs time-major still does when shorter, narrower or a smaller
-# batch, and a single step always does (on the CPU; CUDA has no time-major sequence kernel).
+# The rule's constants were measured on one machine (csrc/cpu/policy.h); what must hold anywhere is
+# its shape: a sequence that runs time-major still does when shorter, narrower or a smaller batch;
+# a single step always does; a dtype without the step kernel never does; the pipeline is only for
+# a batch too small to split.
 SIZES = [1, 2, 3, 8, 32, 64, 128, 256, 1024, 4096]
 
 
-def test_crossover_is_monotone_and_one_step_is_time_major():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+def test_path_rule_is_monotone_and_one_step_is_time_major():
     for steps in SIZES:
         for batch in SIZES:
             for hidden in SIZES:
-                wins = step.time_major_wins(steps, batch, hidden, cpu)
-                assert not step.time_major_wins(steps, batch, hidden, cuda)
+                path = ops.forward_path(steps, batch, hidden, 8)
+                assert ops.forward_path(steps, batch, hidden, 8, torch.bfloat16) != "time_major"
                 if steps == 1:
-                    assert wins, (steps, batch, hidden)
-                if wins:  # every smaller shape wins too
-                    for smaller in (step.time_major_wins(max(1, steps // 2), batch, hidden, cpu),
-                                    step.time_major_wins(steps, max(1, batch // 2), hidden, cpu),
-                                    step.time_major_wins(steps, batch, max(1, hidden // 2), cpu)):
-                        assert smaller, (steps, batch, hidden)
+                    assert path == "time_major", (steps, batch, hidden)
+                if path == "pipelined":  # for a batch too small to split: a large one is split
+                    assert ops.forward_path(steps, batch * 32, hidden, 8) != "pipelined"
+                if path == "time_major":  # every smaller shape too
+                    for smaller in ((max(1, steps // 2), batch, hidden), (steps, max(1, batch // 2), hidden),
+                                    (steps, batch, max(1, hidden // 2))):
+                        assert ops.forward_path(*smaller, 8) == "time_major", (steps, batch, hidden)
 
 
-@pytest.mark.parametrize("steps,batch,hidden", [(1, 32, 1024), (8, 1, 64), (64, 4, 256), (512, 32, 512)])
-def test_module_follows_the_crossover(steps, batch, hidden, monkeypatch):
-    calls = record_schedules(monkeypatch)
+@pytest.mark.parametrize("steps,batch,hidden", [(1, 32, 1024), (8, 1, 64), (64, 4, 256), (512, 32, 512),
+                                                (1024, 1, 64)])
+def test_forward_follows_the_rule(steps, batch, hidden):
+    """What ran is what the rule says (the pipeline only where the call got two threads)."""
     model = cwrnn_ext.ClockworkRNN(16, hidden, num_modules=8)
     with torch.no_grad():
         model(torch.randn(steps, batch, 16))
-    time_major = step.time_major_wins(steps, batch, hidden, torch.device("cpu"))
-    assert calls == ["clockwork_rnn_time_major" if time_major else "clockwork_rnn"]
+    expected = ops.forward_path(steps, batch, hidden, 8)
+    if expected == "pipelined" and cwrnn_ext.ops._C.last_call_threads() < 2:
+        expected = "module_major"
+    assert ops.last_forward_path() == expected
 
 
-def test_schedule_time_major_only_with_its_kernel(monkeypatch):
-    """A short sequence in a dtype without the time-major kernel (bfloat16 on the CPU) runs the
-    sequence op (or its fallback), never the step kernel."""
-    calls = record_schedules(monkeypatch)
+def test_time_major_only_with_its_kernel():
+    """A short sequence in a dtype without the step kernel (bfloat16 on the CPU) runs module-major,
+    even when time-major is forced."""
     model = cwrnn_ext.ClockworkRNN(4, 16, num_modules=4, dtype=torch.bfloat16)
-    with torch.no_grad():
+    with torch.no_grad(), ops.forced_forward_path("time_major"):
         model(torch.randn(3, 2, 4, dtype=torch.bfloat16))
-    assert calls == ["clockwork_rnn"]
+        assert ops.last_forward_path() == "module_major"
+
+
+def test_forced_path_refuses_unknown_names():
+    with pytest.raises(ValueError, match="time_major"):
+        with ops.forced_forward_path("fast"):
+            pass
+    assert ops.forward_path(1, 1, 8, 2) == "time_major"  # nothing was left forced
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 import cwrnn_ext  # noqa: E402
 from cwrnn_ext import reference  # noqa: E402
-from cwrnn_ext.functional import clockwork_rnn_time_major  # noqa: E402
 from helpers import (assert_close, make_problem, random_lengths, run, run_kernel,  # noqa: E402
                      run_in_threads, run_reference)
 
@@ -38,15 +37,18 @@ def pipelined_forward():
     time (csrc/cpu/pipeline.h), forward and backward."""
     for dtype in (torch.float32, torch.float64):
         problem = make_problem(512, 1, 8, 64, [1, 2, 4, 8, 16], dtype=dtype, seed=1)
-        _compare(run_kernel(problem), run_reference(problem), f"pipelined {dtype}")
+        with cwrnn_ext.ops.forced_forward_path("module_major"):
+            _compare(run_kernel(problem), run_reference(problem), f"pipelined {dtype}")
+            assert cwrnn_ext.ops.last_forward_path() == "pipelined"
 
 
 def threaded_schedules():
     """A batch split over the threads (B >= 4), forward and backward, with and without lengths."""
     for lengths in (None, random_lengths(48, 8, seed=2)):
         problem = make_problem(48, 8, 6, 48, [1, 2, 4, 8], dtype=torch.float32, seed=2)
-        _compare(run_kernel(problem, lengths=lengths), run_reference(problem, lengths=lengths),
-                 f"batch over threads, lengths={lengths is not None}")
+        with cwrnn_ext.ops.forced_forward_path("module_major"):
+            _compare(run_kernel(problem, lengths=lengths), run_reference(problem, lengths=lengths),
+                     f"batch over threads, lengths={lengths is not None}")
 
 
 def output_pool_from_python_threads():
@@ -55,11 +57,12 @@ def output_pool_from_python_threads():
     problem = make_problem(64, 16, 128, 128, [1, 2, 4, 8], dtype=torch.float64, seed=3)  # 1 MiB each
     expected = run_reference(problem)
 
-    def work(i):
+    def work(i):  # module-major: the forward whose output comes from the pool
         for round in range(3):
             _compare(run_kernel(problem), expected, f"pool, Python thread {i} round {round}")
 
-    run_in_threads(work, 4)
+    with cwrnn_ext.ops.forced_forward_path("module_major"):
+        run_in_threads(work, 4)
 
 
 def step_paths():
@@ -91,7 +94,8 @@ def step_paths():
     assert_close(stepped, expected.transpose(0, 1), what="Stream.step")
 
     problem = make_problem(32, 8, 5, 64, [1, 2, 4, 8], dtype=torch.float64, seed=5)
-    _compare(run(clockwork_rnn_time_major, problem), run_reference(problem), "time-major forward")
+    with cwrnn_ext.ops.forced_forward_path("time_major"):
+        _compare(run(cwrnn_ext.clockwork_rnn, problem), run_reference(problem), "time-major forward")
 
 
 SCENARIOS = {f.__name__: f for f in (pipelined_forward, threaded_schedules, output_pool_from_python_threads,

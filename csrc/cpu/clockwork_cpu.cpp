@@ -1,13 +1,17 @@
-// CPU kernels: the module-major schedule with the recurrences of recurrence_kernels.h, parallel over
-// batch rows (each thread runs every tick of its rows; no per-step synchronisation).
+// The sequence ops on the CPU: `forward` takes the path forward_path.h chooses (time-major, or
+// module-major with the recurrences of recurrence_kernels.h, parallel over batch rows); `backward`
+// is module-major.
 #include <ATen/Dispatch.h>
 #include <torch/library.h>
 
 #include <vector>
 
 #include "../module_major.h"
+#include "entry_checks.h"
+#include "forward_path.h"
 #include "schedule_cpu.h"
 #include "threads.h"
+#include "time_major.h"
 
 namespace cwrnn {
 namespace {
@@ -60,21 +64,23 @@ class CpuRecurrence final : public RecurrenceBackend {
   }
 };
 
-void check_cpu(const Tensor& input) {
-  TORCH_CHECK(input.device().is_cpu(), "expected CPU tensors, got ", input.device());
-  const auto dtype = input.scalar_type();
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || dtype == at::kBFloat16 || dtype == at::kHalf,
-              "the CPU kernel supports float32, float64, bfloat16 and float16 inputs, got ", dtype);
-}
-
 std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
                                        const Tensor& weight_ih, const Tensor& weight_hh,
                                        const std::optional<Tensor>& bias, c10::IntArrayRef periods,
                                        c10::IntArrayRef module_sizes, int64_t t0, c10::string_view nonlinearity,
                                        const std::optional<Tensor>& lengths) {
   const Activation activation = parse_activation(nonlinearity);
-  check_cpu(input);  // cpu_forward sets its own thread count
-  return cpu_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, activation, lengths);
+  check_cpu_call(KernelOp::kSequence, input);
+  check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
+  check_clocks_fit(t0, input.size(0));
+  const size_t groups = make_period_groups(periods, module_sizes, weight_hh.size(0)).size();
+  const ForwardPath path = choose_forward_path(input.size(0), input.size(1), weight_hh.size(0),
+                                               groups, input.scalar_type());
+  if (path == ForwardPath::kTimeMajor)
+    return time_major_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0,
+                              activation, lengths);
+  return cpu_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, activation,
+                     lengths, path);  // sets its own thread count
 }
 
 OptionalGradients backward_cpu(const std::optional<Tensor>& grad_output,
@@ -84,14 +90,14 @@ OptionalGradients backward_cpu(const std::optional<Tensor>& grad_output,
                                c10::IntArrayRef module_sizes, int64_t t0, c10::string_view nonlinearity,
                                const std::optional<Tensor>& lengths, GradientMask output_mask) {
   const Activation activation = parse_activation(nonlinearity);
-  check_cpu(input);  // cpu_backward sets its own thread count
+  check_cpu_call(KernelOp::kSequence, input);  // cpu_backward sets its own thread count
   return as_optional(cpu_backward(grad_output, grad_h_n, input, hx, weight_ih, weight_hh, output,
                                   periods, module_sizes, t0, activation, lengths, output_mask));
 }
 
 // The generic schedule on the CPU (float32 and float64, the types whose CUDA backward it shares).
 void check_generic(const Tensor& input) {
-  check_cpu(input);
+  check_cpu_call(KernelOp::kSequence, input);
   TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble,
               "_generic_forward / _generic_backward take float32 or float64, got ", input.scalar_type());
 }

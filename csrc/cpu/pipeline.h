@@ -18,12 +18,6 @@
 
 namespace cwrnn {
 
-// A batch too small to split over two threads (fewer than 2 * kMinRowsPerThread rows) runs the
-// forward as a two-stage pipeline over time instead, given two groups and a few pieces of steps.
-inline bool pipelined(int64_t batch, int64_t steps, size_t groups) {
-  return batch < 2 * policy::kMinRowsPerThread && groups >= 2 && steps >= 4 * policy::kPipelineSteps;
-}
-
 // One chain of pieces that must run in order, one at a time, on whichever thread gets to it.
 struct Chain {
   std::atomic<bool> running{false};

@@ -19,6 +19,16 @@ namespace cwrnn::policy {
 // multiply-adds (g=4) and gained 35% at 34M.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 19;
 
+// A sequence forward runs time-major (forward_path.h) when steps * hidden * batch^0.6 is at most
+// kTimeMajorMaxCost. Time-major costs about one step's work per step and almost nothing per call;
+// module-major has a fixed cost per call and group that a long sequence amortises, but reads each
+// weight row once per group and call instead of once per step. Measured on a 2-core Xeon VM
+// (float32, 8 exponential groups, forward, 1 and 2 threads, I = 16 and 64), the longest sequence
+// at which time-major still won was T * H about constant for a batch size, falling about as
+// B^0.6 (B=1: T=128 at H=256; B=32: T=4-8 at H=512); near the limit the two are within 10-20%.
+constexpr double kTimeMajorMaxCost = 32768;
+constexpr double kTimeMajorBatchExponent = 0.6;
+
 // Batch rows per thread below which splitting the batch costs more than it saves.
 constexpr int64_t kMinRowsPerThread = 2;
 

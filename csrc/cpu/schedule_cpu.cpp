@@ -126,7 +126,8 @@ using acc_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, fl
 template <typename scalar_t, typename acc_t = acc_type<scalar_t>>
 void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const Tensor& weight_ih,
                     const Tensor& weight_hh, const std::optional<Tensor>& bias,
-                    const std::vector<GroupTicks>& groups, Activation activation, const Tensor& out) {
+                    const std::vector<GroupTicks>& groups, Activation activation, bool pipeline,
+                    const Tensor& out) {
   const int64_t T = out.size(0), B = out.size(1), H = out.size(2), I = input.size(2);
   const auto acc = c10::CppTypeToScalarType<acc_t>::value;
   const Tensor x = input.contiguous();
@@ -173,7 +174,7 @@ void forward_groups(Workspace& ws, const Tensor& input, const Tensor& h0, const 
   const std::vector<HeldRowsGroup> rows_groups = held_rows_groups(groups);
   const HeldRows<scalar_t> held_rows{T, B, H, rows_groups.data(), static_cast<int64_t>(rows_groups.size()),
                                      rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
-  if (pipelined(B, T, groups.size()) && at::get_num_threads() >= 2) {
+  if (pipeline) {
     run_pipelined(ws, params, groups, held_rows);
     return;
   }
@@ -189,18 +190,20 @@ std::tuple<Tensor, Tensor> cpu_forward(const Tensor& input, const Tensor& hx,
                                        const Tensor& weight_ih, const Tensor& weight_hh,
                                        const std::optional<Tensor>& bias, c10::IntArrayRef periods,
                                        c10::IntArrayRef module_sizes, int64_t t0, Activation activation,
-                                       const std::optional<Tensor>& lengths) {
-  check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
+                                       const std::optional<Tensor>& lengths, ForwardPath path) {
   const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
   const auto groups = schedule(weight_hh, periods, module_sizes, T, t0);
-  // Threads for the batch rows, or two for the pipeline (forward_groups), if the work pays for them.
-  const ThreadsForWork threads(forward_macs(groups, B, input.size(2), H), B, pipelined(B, T, groups.size()) ? 2 : 1);
+  // Threads for the batch rows, or two for the pipeline, if the work pays for them.
+  const bool pipeline_wanted = path == ForwardPath::kPipelined;
+  const ThreadsForWork threads(forward_macs(groups, B, input.size(2), H), B, pipeline_wanted ? 2 : 1);
+  const bool pipeline = pipeline_wanted && at::get_num_threads() >= 2;
+  record_forward_path(pipeline ? ForwardPath::kPipelined : ForwardPath::kModuleMajor);
   const Tensor h0 = hx.contiguous();
   Tensor out = empty_output({T, B, H}, input.options());
   if (T > 0 && B > 0) {
     Workspace ws;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, input.scalar_type(), "cwrnn_forward_cpu", [&] {
-      forward_groups<scalar_t>(ws, input, h0, weight_ih, weight_hh, bias, groups, activation, out);
+      forward_groups<scalar_t>(ws, input, h0, weight_ih, weight_hh, bias, groups, activation, pipeline, out);
     });
   }
   return finish_forward(out, h0, lengths);

@@ -20,14 +20,18 @@
 #include <vector>
 
 #include "../module_major.h"
+#include "forward_path.h"
 #include "recurrence.h"
 
 namespace cwrnn {
 
+// The module-major forward (path: kModuleMajor, or kPipelined where forward_path.h's rule says so),
+// arguments checked by the caller.
 std::tuple<at::Tensor, at::Tensor> cpu_forward(
     const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias, c10::IntArrayRef periods,
-    c10::IntArrayRef module_sizes, int64_t t0, Activation activation, const std::optional<at::Tensor>& lengths);
+    c10::IntArrayRef module_sizes, int64_t t0, Activation activation,
+    const std::optional<at::Tensor>& lengths, ForwardPath path);
 
 // As module_major_backward.
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cpu_backward(
