@@ -1,9 +1,10 @@
 """The speed benchmark: its CLI (`python -m benchmarks speed`, also spelled `python -m
-benchmarks.speed`) runs end to end (--smoke, into a temporary folder) and leaves the git tree as it was, stops cleanly with partial results when interrupted, limits the CPU capability on
-request, its parts (plans, fresh measuring processes, quartiles, load threshold, time estimate,
-target minima, FMA peak, plot ticks) do what they say, and the
-two things its numbers rest on are right: the naive dense-masked CW-RNN computes the library's
-function, and the work count gives the ratios of docs/design.md (The work count)."""
+benchmarks.speed`) runs end to end (--smoke, into a temporary folder) and leaves the git tree as it
+was, stops cleanly with partial results when interrupted, limits the CPU capability on request, its
+parts (plans, fresh measuring processes, quartiles, load threshold, time estimate, target minima,
+FMA peak, plot ticks) do what they say, the committed results still draw, and the two things its
+numbers rest on are right: the naive dense-masked CW-RNN computes the library's function, and the
+work count gives the ratios of docs/design.md (The work count)."""
 import csv
 import dataclasses
 import importlib.util
