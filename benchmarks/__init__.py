@@ -1,1 +1,1 @@
-"""Speed benchmark of cwrnn_ext: `python -m benchmarks.speed --help`."""
+"""Speed benchmark of cwrnn_ext: `python -m benchmarks --help`."""

@@ -2,12 +2,14 @@
 time-major input (T, B, I) -> (output (T, B, H), h_n).
 
 The three CW-RNN variants (kernel, pure-PyTorch reference, naive dense-masked) share identical
-weights, so the benchmark can check they compute the same thing before timing them. A bidirectional
-Config makes every model a bidirectional layer: output (T, B, 2H), h_n (2, B, H).
+weights; before timing anything the benchmark checks, in float64 on a small problem whose slowest
+module ticks only a few times, that they compute the same function (outputs, h_n, every gradient),
+as unidirectional and as bidirectional layers, so a wrong mask, hold or clock would show. A
+bidirectional Config makes every model a bidirectional layer: output (T, B, 2H), h_n (2, B, H).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Sequence
 
 import torch
@@ -155,3 +157,38 @@ def build_models(config: Config, names: Iterable[str], device: torch.device, dty
 
 def trainable(model: BenchModel) -> List[torch.nn.Parameter]:
     return [p for p in model.module.parameters() if p.requires_grad]
+
+
+CHECK_CONFIG = Config(batch=3, steps=37, input_size=5, hidden_size=19, num_modules=5, dtype="float64")
+CHECK_CONFIGS = (CHECK_CONFIG, replace(CHECK_CONFIG, bidirectional=True))
+TOLERANCE = 1e-9
+
+
+def max_differences(config: Config = CHECK_CONFIG) -> Dict[str, float]:
+    """Largest |difference| from the reference of each other variant's output, h_n and gradients."""
+    models = build_models(config, CLOCKWORK_MODELS, torch.device("cpu"), torch.float64)
+    torch.manual_seed(1)
+    input = torch.randn(config.steps, config.batch, config.input_size, dtype=torch.float64)
+    results = {}
+    for name, model in models.items():
+        leaf = input.detach().requires_grad_(True)
+        output, h_n = model(leaf)
+        results[name] = [output, h_n, *torch.autograd.grad(output.sum() + h_n.sum(), [leaf] + trainable(model))]
+    reference = results.pop("cwrnn_reference")
+    # A shape mismatch (e.g. parameters in another order) is a disagreement, not a crash.
+    return {name: max((a - b).abs().max().item() if a.shape == b.shape else float("inf")
+                      for a, b in zip(values, reference)) for name, values in results.items()}
+
+
+def check_clockwork_variants() -> str:
+    """Raises if the kernel or the dense-masked model disagree with the reference; else a summary line."""
+    worst: Dict[str, float] = {}
+    for config in CHECK_CONFIGS:
+        differences = max_differences(config)
+        bad = {name: d for name, d in differences.items() if not d <= TOLERANCE}
+        if bad:
+            raise RuntimeError(f"CW-RNN variants disagree with cwrnn_ext.reference (float64, {config.label}): {bad}")
+        worst = {name: max(worst.get(name, 0.0), d) for name, d in differences.items()}
+    summary = ", ".join(f"{name} {d:.1e}" for name, d in worst.items())
+    return (f"check: kernel and dense-masked CW-RNN match cwrnn_ext.reference in float64, "
+            f"unidirectional and bidirectional (outputs, h_n, all gradients; max |diff|: {summary})")

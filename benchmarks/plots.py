@@ -1,4 +1,4 @@
-"""PNG plots from the records of one device and dtype.
+"""PNG plots from the records of one run (CPU, float32).
 
 - `..._targets.png`: the target configurations, each model side by side (kernel, dense-masked
   CW-RNN, nn.RNN, nn.LSTM): time per call, and speed-up over nn.RNN with the work ratio and the
@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
-from .configs import PASSES, Config, Plan, Sweep, with_dtype  # noqa: E402
+from .configs import FORMER_MODES, PASSES, PLANS, Config, Plan, Sweep  # noqa: E402
 from .models import MODEL_LABELS, MODEL_NAMES  # noqa: E402
 from .work import work_ratio  # noqa: E402
 
@@ -201,13 +201,13 @@ def size_label(config: Config) -> str:
     return f"B={config.batch} T={config.steps} I={config.input_size}\nH={config.hidden_size} g={config.num_modules}"
 
 
-def target_groups(plan: Plan, records: List[dict], dtype: str, minima: Dict[str, Optional[float]]) -> List[Group]:
+def target_groups(plan: Plan, records: List[dict], minima: Dict[str, Optional[float]]) -> List[Group]:
     """Every target (with its minimum, if any), then each extra row's passes that were measured (a
     result file from before an extra row existed draws without it)."""
-    groups = [Group(f"({t.key}) {PASS_LABEL[t.pass_name]}\n{size_label(t.config)}", with_dtype(t.config, dtype),
+    groups = [Group(f"({t.key}) {PASS_LABEL[t.pass_name]}\n{size_label(t.config)}", t.config,
                     t.pass_name, minima.get(t.key)) for t in plan.targets]
     for extra in plan.extras:
-        config = with_dtype(extra.config, dtype)
+        config = extra.config
         for pass_name in PASSES:
             if any(record_of(records, config, m, pass_name) for m in TARGET_MODELS):
                 groups.append(Group(f"{extra.name}, {PASS_LABEL[pass_name]}\n{size_label(config)}\n(no target)",
@@ -215,12 +215,12 @@ def target_groups(plan: Plan, records: List[dict], dtype: str, minima: Dict[str,
     return groups
 
 
-def plot_targets(axes, plan: Plan, records: List[dict], dtype: str, minima: Dict[str, Optional[float]]) -> None:
+def plot_targets(axes, plan: Plan, records: List[dict], minima: Dict[str, Optional[float]]) -> None:
     """Top: time per call of each model at each target and extra row (log, IQR bars, cold as
     hollow circles). Bottom: speed-up over nn.RNN, bars from the 1x line, with the work ratio and
     the target."""
     time_ax, speed_ax = axes
-    groups = target_groups(plan, records, dtype, minima)
+    groups = target_groups(plan, records, minima)
     models = [m for m in TARGET_MODELS if any(record_of(records, c.config, m, c.pass_name) for c in groups)]
     width = 0.8 / max(1, len(models))
     times, ratios, labelled = [], [1.0], set()
@@ -289,23 +289,22 @@ def figure_title(title: str, subtitle: str, busy: Optional[str]) -> str:
     return f"{title}\n{subtitle}" + (f"\nBUSY MACHINE: {busy}" if busy else "")
 
 
-def write_plots(plan: Plan, records: List[dict], dtype: str, out_dir: Path, prefix: str, subtitle: str,
+def write_plots(plan: Plan, records: List[dict], out_dir: Path, prefix: str, subtitle: str,
                 busy: Optional[str], minima: Dict[str, Optional[float]]) -> List[Path]:
     """The targets plot (`minima`: target key -> required speed-up or None) and one PNG per sweep
     axis; returns the paths written."""
     paths = []
     if plan.targets:
-        groups = len(target_groups(plan, records, dtype, minima))
+        groups = len(target_groups(plan, records, minima))
         fig, axes = plt.subplots(2, 1, figsize=(max(11, 1.9 * groups), 9))
-        plot_targets(axes, plan, records, dtype, minima)
+        plot_targets(axes, plan, records, minima)
         extras = " and extra rows (no target)" if groups > len(plan.targets) else ""
         fig.suptitle(figure_title(f"The target configurations{extras}: each model in fresh processes",
                                   subtitle, busy), fontsize=10, color="tab:red" if busy else "black")
         paths.append(save(fig, out_dir / f"{prefix}_targets.png"))
     by_axis: Dict[str, List[Sweep]] = {}
     for sweep in plan.sweeps:
-        typed = Sweep(sweep.axis, tuple(with_dtype(c, dtype) for c in sweep.configs), sweep.models)
-        by_axis.setdefault(sweep.axis, []).append(typed)
+        by_axis.setdefault(sweep.axis, []).append(sweep)
     for axis, axis_sweeps in by_axis.items():
         timing = axis == "steps"
         columns = len(PASSES) if timing else 1
@@ -335,32 +334,27 @@ def save(fig, path: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    """Redraw the plots of a result file: `python -m benchmarks.plots benchmarks/out/full_cpu.json`."""
+    """Redraw the plots of a result file: `python -m benchmarks plots benchmarks/out/full_cpu.json`."""
     import argparse
     import json
 
-    from .configs import FORMER_MODES, PLANS
-    from .load import busy_note, config_loads
+    from .machine import busy_note, config_loads
 
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.plots", description=main.__doc__)
-    parser.add_argument("json", type=Path, help="a <mode>_<device>.json written by benchmarks.speed")
-    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks plots", description=main.__doc__)
+    parser.add_argument("json", type=Path, help="a <mode>_cpu.json written by python -m benchmarks speed")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out", metavar="DIR",
                         help="folder for the PNGs (default: benchmarks/out/, which git ignores)")
     args = parser.parse_args(argv)
     payload = json.loads(args.json.read_text())
-    meta, records = payload["meta"], payload["records"]
-    out = args.out or Path(__file__).resolve().parent / "out"
-    out.mkdir(parents=True, exist_ok=True)
+    meta, records = payload["meta"], [r for r in payload["records"] if r["dtype"] == "float32"]
+    args.out.mkdir(parents=True, exist_ok=True)
     capability = meta.get("cpu_capability", {}).get("kernel")
     mode = meta["mode"] if capability else FORMER_MODES.get(meta["mode"], meta["mode"])
+    subtitle = plot_subtitle(meta["device_name"], "float32", meta["threads"], meta["mode"], capability)
+    busy = busy_note(config_loads(records), meta["threads"])
     minima = {t["key"]: t["minimum"] for t in payload.get("targets") or ()}
-    for dtype in meta["dtypes"]:
-        typed = [r for r in records if r["dtype"] == dtype]
-        subtitle = plot_subtitle(meta["device_name"], dtype, meta["threads"], meta["mode"], capability)
-        busy = busy_note(config_loads(typed), meta["threads"])
-        for path in write_plots(PLANS[mode](), typed, dtype, out, f"{args.json.stem}_{dtype}", subtitle, busy,
-                                minima):
-            print(path)
+    for path in write_plots(PLANS[mode], records, args.out, f"{args.json.stem}_float32", subtitle, busy, minima):
+        print(path)
     return 0
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional
 
-from .configs import PASSES, TARGET_MINIMA, TARGET_THREADS, Config, Target, with_dtype
-from .machine import fma_peak_per_s
+from .configs import PASSES, TARGET_MINIMA, TARGET_THREADS, Config, Target
+from .machine import fma_peak_per_s, plural
 from .models import MODEL_NAMES
 from .work import kernel_macs
 
@@ -78,13 +78,14 @@ LEGEND = (
 
 def evaluate_targets(targets: Iterable[Target], records: List[dict], capability: str, threads: int,
                      mhz: Optional[float]) -> List[dict]:
-    """Kernel vs nn.RNN speed-up for each target (float32 CPU records; None where not measured yet),
+    """Kernel vs nn.RNN speed-up for each target (None where not measured yet),
     its minimum for the kernel's CPU capability, the load meanwhile, and the share of the FMA peak
     the kernel's multiply-adds reach (an estimate: the clock is read from /proc/cpuinfo)."""
     results, peak = [], fma_peak_per_s(threads, capability, mhz)
     for target in targets:
-        config = with_dtype(target.config, "float32")
-        record = _find_kernel_record(records, config, target.pass_name) or {}
+        config = target.config
+        record = next((r for r in records if r["model"] == "cwrnn" and r["pass"] == target.pass_name
+                       and config.matches(r) and r["status"] == "ok"), {})
         speedup = record.get("speedup_vs_rnn")
         minimum = TARGET_MINIMA.get(capability, {}).get(target.key)
         macs_per_s = None
@@ -102,13 +103,6 @@ def evaluate_targets(targets: Iterable[Target], records: List[dict], capability:
                         "other_cores": record.get("other_cores"), "load_1min": record.get("load_1min"),
                         "load_busy": record.get("load_busy")})
     return results
-
-
-def _find_kernel_record(records: List[dict], config: Config, pass_name: str) -> Optional[dict]:
-    for r in records:
-        if r["model"] == "cwrnn" and r["pass"] == pass_name and config.matches(r) and r["status"] == "ok":
-            return r
-    return None
 
 
 def verdict(result: dict) -> str:
@@ -141,7 +135,7 @@ def targets_text(results: List[dict], threads: int, mode: str, busy: Optional[st
     bar = "=" * 110
     capability = results[0]["cpu_capability"] if results else "?"
     title = (f"CPU targets ({capability}): CW-RNN kernel vs nn.RNN (same hidden size), float32, exponential "
-             f"periods, {threads} thread{'s' if threads != 1 else ''}, warm medians (cold first calls beside)")
+             f"periods, {plural(threads, 'thread')}, warm medians (cold first calls beside)")
     lines = [bar, title]
     if capability not in TARGET_MINIMA:
         lines.append(f"  note: no targets are set for CPU capability {capability}: speed-ups reported only")
@@ -152,11 +146,8 @@ def targets_text(results: List[dict], threads: int, mode: str, busy: Optional[st
     if busy:
         lines.append(f"  note: busy machine: {busy}: verdicts marked BUSY are unreliable")
     lines += ["  " + target_line(result) for result in results]
-    lines.append(f"  FMA peak: the kernel's multiply-adds per second (module-major count, benchmarks/work.py) "
-                 f"over {FMA_PEAK_FORMULA}")
+    lines.append("  FMA peak: the kernel's multiply-adds per second (module-major count, benchmarks/work.py) over "
+                 "cores used x clock ('cpu MHz' of /proc/cpuinfo: an estimate) x 2 FMA units x float32 lanes "
+                 "(16 AVX512, 8 AVX2, 4 DEFAULT)")
     lines.append(bar)
     return "\n".join(lines)
-
-
-FMA_PEAK_FORMULA = ("cores used x clock ('cpu MHz' of /proc/cpuinfo: an estimate) x 2 FMA units x float32 lanes "
-                    "(16 AVX512, 8 AVX2, 4 DEFAULT)")

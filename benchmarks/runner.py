@@ -1,89 +1,58 @@
-"""Runs a plan on one device: every config, every model, both passes, each measured in fresh
-processes (benchmarks/worker.py); returns flat records."""
+"""Runs a plan: every config, model and pass wanted, each measured in fresh processes
+(benchmarks/measure.py), into flat records; shows progress on stderr.
+
+Progress: a line as each configuration starts and ends, and at least every 30 s in between:
+configuration i of n, elapsed time and an estimate of the time left. The estimate is "estimating"
+until a configuration has been measured; then it is the expected cost still to come
+(config_weight: seconds on an idle machine; the current configuration's in proportion to its
+measuring processes still to run) times the slowdown measured on the finished configurations.
+"""
 from __future__ import annotations
 
 import statistics
-from dataclasses import dataclass
+import sys
+import time
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from .configs import PASSES, Config, Plan, with_dtype
-from .load import LoadMeter
-from .memory import peak_memory_bytes
+from .configs import PASSES, Config, Plan
+from .machine import LoadMeter
+from .measure import FreshProcesses, Task, pass_fn, peak_memory_bytes, summarise
 from .models import CLOCKWORK_MODELS, MODEL_LABELS, MODEL_NAMES, build_models
-from .progress import Progress
-from .timing import forward_backward_fn, summarise
-from .worker import FreshProcesses, Task
 from .work import srn_macs, work_ratio
-
-
-@dataclass(frozen=True)
-class Settings:
-    mode: str
-    device: torch.device
-    threads: int
-    models: Tuple[str, ...]      # the models the user asked for (all by default)
-    min_run_time: float
-    min_repeats: int
-    rounds: int
-    max_run_time: float
-    reference_limit: Optional[float]
-    memory: bool
-    cpu_capability: str          # the instruction set the CW-RNN kernel runs with (in this process)
-    seed: int = 0
-
-    def task(self, config: Config, model: str, pass_name: str) -> Task:
-        return Task(config, model, pass_name, self.device.type, self.threads, self.min_run_time,
-                    self.min_repeats, self.max_run_time, self.rounds, self.seed)
-
-    @property
-    def timeout_s(self) -> float:
-        """A measuring process that takes longer is stuck (its timed calls stop at max_run_time)."""
-        return max(1800.0, 60 * self.max_run_time)
-
 
 Planned = Tuple[Config, Tuple[str, ...], Tuple[str, ...]]  # a config, its models, its passes
 
 
-def planned_configs(plan: Plan, dtype: str, models: Tuple[str, ...]) -> List[Planned]:
-    """Unique configs in run order (targets first, then the extra rows), each with the union of
-    models and passes wanted there."""
+def planned_configs(plan: Plan) -> List[Planned]:
+    """Unique configs in run order (targets, extra rows, sweeps), each with the union of the models
+    and passes wanted there."""
     wanted: Dict[Config, Tuple[set, set]] = {}
 
     def want(config: Config, names, passes) -> None:
-        entry = wanted.setdefault(with_dtype(config, dtype), (set(), set()))
-        entry[0].update(names)
+        entry = wanted.setdefault(config, (set(), set()))
+        entry[0].update(names or MODEL_NAMES)
         entry[1].update(passes)
 
     for target in plan.targets:
-        if plan.target_models is None:
-            want(target.config, models, PASSES)
-        else:
-            want(target.config, plan.target_models, (target.pass_name,))
+        want(target.config, plan.target_models, PASSES if plan.target_models is None else (target.pass_name,))
     for extra in plan.extras:
-        want(extra.config, extra.models or models, PASSES)
+        want(extra.config, extra.models, PASSES)
     for sweep in plan.sweeps:
         for config in sweep.configs:
-            want(config, sweep.models or models, PASSES)
-    return [(config, tuple(m for m in MODEL_NAMES if m in names and m in models),
-             tuple(p for p in PASSES if p in passes)) for config, (names, passes) in wanted.items()]
+            want(config, sweep.models, PASSES)
+    return [(config, tuple(m for m in MODEL_NAMES if m in names), tuple(p for p in PASSES if p in passes))
+            for config, (names, passes) in wanted.items()]
 
 
-def skip_reason(name: str, config: Config, settings: Settings) -> Optional[str]:
+def skip_reason(name: str, config: Config, plan: Plan) -> Optional[str]:
     """Why a model is not run at this size, or None."""
-    if name == "cwrnn_reference" and settings.reference_limit is not None:
-        dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
-        if dense > settings.reference_limit:
-            return (f"pure-PyTorch reference skipped in {settings.mode} mode at this size "
-                    f"({dense:.2g} dense MACs > {settings.reference_limit:.2g}); run --full")
+    dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
+    if name == "cwrnn_reference" and plan.reference_limit is not None and dense > plan.reference_limit:
+        return (f"pure-PyTorch reference skipped in {plan.mode} mode at this size "
+                f"({dense:.2g} dense MACs > {plan.reference_limit:.2g}); run --long")
     return None
-
-
-def config_tasks(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings) -> int:
-    """Measuring processes a config takes."""
-    runnable = sum(1 for name in names if skip_reason(name, config, settings) is None)
-    return runnable * len(passes) * settings.rounds
 
 
 # For the time estimate only: nn.RNN on 2 idle cores (benchmarks/RESULTS.md) costs about this per
@@ -91,69 +60,120 @@ def config_tasks(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...]
 IDLE_S_PER_GMAC, IDLE_S_PER_STEP, PROCESS_S = 0.035, 11e-6, 0.3
 
 
-def config_weight(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings) -> float:
-    """A config's expected seconds on an idle machine, every model priced as nn.RNN; the progress
-    display scales it by the slowdown measured on the configurations already done."""
+def config_cost(planned: Planned, plan: Plan) -> Tuple[float, int]:
+    """(expected seconds on an idle machine, every model priced as nn.RNN; measuring processes)."""
+    config, names, passes = planned
     dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
     per_round = 0.0
     for pass_name in passes:
         factor = 3 if pass_name == "forward_backward" else 1
         call = factor * (IDLE_S_PER_GMAC * dense / 1e9 + IDLE_S_PER_STEP * config.steps * config.directions)
-        timed = min(max(settings.min_run_time, settings.min_repeats * call), settings.max_run_time) / settings.rounds
+        timed = min(max(plan.min_run_time, plan.min_repeats * call), plan.max_run_time) / plan.rounds
         per_round += PROCESS_S + 2 * call + timed  # the cold call and the warm-up call, then the timed ones
-    runnable = sum(1 for name in names if skip_reason(name, config, settings) is None)
-    return runnable * per_round * settings.rounds
+    runnable = sum(1 for name in names if skip_reason(name, config, plan) is None)
+    return runnable * per_round * plan.rounds, runnable * len(passes) * plan.rounds
 
 
-def run_config(config: Config, names: Tuple[str, ...], passes: Tuple[str, ...], settings: Settings,
-               processes: FreshProcesses, progress: Progress) -> List[dict]:
+def clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return (f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600
+            else f"{seconds // 60}:{seconds % 60:02d}")
+
+
+class Progress:
+    QUIET_S = 30.0  # longest silence between lines
+
+    def __init__(self, configs: List[Tuple[float, int]]):
+        """`configs`: (expected cost, measuring processes) of each configuration, in run order."""
+        self.configs, self.tasks = configs, sum(tasks for _, tasks in configs)
+        self.config, self.done, self.done_in_config, self.in_config = 0, 0, 0, False
+        self.started = self.last_line = self.config_started = time.perf_counter()
+        self.measured_s, self.measured_cost = 0.0, 0.0  # over the finished configurations
+
+    def eta_s(self) -> Optional[float]:
+        """Seconds left, or None until a configuration has been measured."""
+        if not self.measured_cost:
+            return None
+        left = sum(cost for cost, _ in self.configs[self.config:])
+        if self.in_config:
+            cost, tasks = self.configs[self.config - 1]
+            left += cost * (1 - self.done_in_config / tasks) if tasks else 0.0
+        return self.measured_s / self.measured_cost * left
+
+    def eta_text(self) -> str:
+        eta = self.eta_s()
+        return "ETA estimating" if eta is None else f"ETA {clock(eta)}"
+
+    def _line(self, text: str) -> None:
+        print(f"[cpu]: configuration {self.config} of {len(self.configs)}{text}; elapsed "
+              f"{clock(time.perf_counter() - self.started)}, {self.eta_text()}", file=sys.stderr, flush=True)
+        self.last_line = time.perf_counter()
+
+    def start_config(self, label: str) -> None:
+        self.config += 1
+        self.done_in_config, self.config_started, self.in_config = 0, time.perf_counter(), True
+        self._line(f" ({label}) started")
+
+    def task_done(self) -> None:
+        self.done += 1
+        self.done_in_config += 1
+        if time.perf_counter() - self.last_line >= self.QUIET_S:
+            self._line(f", measuring process {self.done} of {self.tasks} done")
+
+    def end_config(self) -> None:
+        self.measured_s += time.perf_counter() - self.config_started
+        self.measured_cost += self.configs[self.config - 1][0]
+        self.in_config = False
+        self._line(" done")
+
+
+def run_config(planned: Planned, plan: Plan, threads: int, capability: str, processes: FreshProcesses,
+               progress: Progress, seed: int = 0) -> List[dict]:
     """Every model and pass wanted on one config, `rounds` times interleaved (A B C, A B C, ...), each
     time in a fresh process; records carry the ratios and the load measured meanwhile."""
-    reasons = {name: skip_reason(name, config, settings) for name in names}
+    config, names, passes = planned
+    reasons = {name: skip_reason(name, config, plan) for name in names}
     results: Dict[Tuple[str, str], List[dict]] = {}
-    meter = LoadMeter(settings.threads)
-    meter.start()
-    for _ in range(settings.rounds):
+    meter = LoadMeter(threads)
+    timeout_s = max(1800.0, 60 * plan.max_run_time)  # longer is stuck: timed calls stop at max_run_time
+    for _ in range(plan.rounds):
         for pass_name in passes:
             for name in names:
                 if reasons[name] is not None:
                     continue
                 earlier = results.setdefault((name, pass_name), [])
-                if earlier and earlier[0]["status"] != "ok":  # failed once: it fails again
-                    progress.task_done()
-                    continue
-                result = processes.run(settings.task(config, name, pass_name), settings.timeout_s)
-                meter.add_child(result.get("cpu_s"))
-                earlier.append(result)
+                if not earlier or earlier[0]["status"] == "ok":  # failed once: it fails again
+                    task = Task(config, name, pass_name, threads, plan.min_run_time, plan.min_repeats,
+                                plan.max_run_time, plan.rounds, seed)
+                    earlier.append(processes.run(task, timeout_s))
+                    meter.add_child(earlier[-1].get("cpu_s"))
                 progress.task_done()
     load = meter.stop()
-    models = build_models(config, names, settings.device, getattr(torch, config.dtype), settings.seed)
+    models = build_models(config, names, torch.device("cpu"), getattr(torch, config.dtype), seed)
     records = []
     for pass_name in passes:
         for name in names:
-            record = base_record(config, settings, models[name], pass_name, load)
+            record = base_record(config, plan.mode, threads, capability, models[name], pass_name, load)
             if reasons[name] is not None:
                 record["status"] = "skipped: " + reasons[name]
             else:
                 record.update(combine(results[(name, pass_name)]))
-                if settings.memory and pass_name == "forward_backward" and record["status"] == "ok":
-                    warm_up = record["median_ms"] < 1e3  # slow models: one call is plenty
-                    record["peak_memory_mib"] = peak_memory_mib(models[name], config, settings, warm_up)
+                if pass_name == "forward_backward" and record["status"] == "ok":
+                    record["peak_memory_mib"] = peak_memory_mib(models[name], config, record["median_ms"] < 1e3, seed)
             records.append(record)
     add_ratios(records, config)
     return records
 
 
-def peak_memory_mib(model, config: Config, settings: Settings, warm_up: bool) -> Optional[float]:
+def peak_memory_mib(model, config: Config, warm_up: bool, seed: int) -> Optional[float]:
     """Measured here, not in the measuring processes: the peak is a sum of allocation sizes, which
     the heap's state does not change, and the profiler costs a second or two to start per process."""
-    torch.manual_seed(settings.seed)
-    input = torch.randn(config.steps, config.batch, config.input_size, device=settings.device,
-                        dtype=getattr(torch, config.dtype))
-    fn = forward_backward_fn(model, input)
-    if warm_up:
-        fn()  # lazy initialisation is not part of the peak
-    peak = peak_memory_bytes(fn, settings.device)
+    torch.manual_seed(seed)
+    input = torch.randn(config.steps, config.batch, config.input_size, dtype=getattr(torch, config.dtype))
+    fn = pass_fn("forward_backward", model, input)
+    if warm_up:  # lazy initialisation is not part of the peak (slow models: one call is plenty)
+        fn()
+    peak = peak_memory_bytes(fn)
     return None if peak is None else peak / 2 ** 20
 
 
@@ -176,20 +196,17 @@ def combine(rounds: List[dict]) -> dict:
     }
 
 
-def base_record(config: Config, settings: Settings, model, pass_name: str, load: dict) -> dict:
+def base_record(config: Config, mode: str, threads: int, capability: str, model, pass_name: str,
+                load: dict) -> dict:
+    timing = ("median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "samples", "calls", "cold_ms", "cold_runs_ms",
+              "faults_per_call", "cold_faults", "peak_memory_mib")
     return {
-        "mode": settings.mode, "device": settings.device.type, "dtype": config.dtype,
-        "threads": settings.threads, "cpu_capability": settings.cpu_capability,
-        "batch": config.batch, "steps": config.steps,
-        "input_size": config.input_size, "hidden_size": config.hidden_size,
-        "num_modules": config.num_modules, "bidirectional": config.bidirectional,
-        "periods": " ".join(map(str, config.periods)),
-        "model": model.name, "model_label": MODEL_LABELS[model.name],
-        "model_hidden_size": model.hidden_size, "parameters": model.parameters,
-        "pass": pass_name, "status": "ok",
-        "median_ms": None, "q1_ms": None, "q3_ms": None, "iqr_ms": None, "min_ms": None,
-        "samples": None, "calls": None, "cold_ms": None, "cold_runs_ms": None,
-        "faults_per_call": None, "cold_faults": None, "peak_memory_mib": None,
+        "mode": mode, "device": "cpu", "dtype": config.dtype, "threads": threads, "cpu_capability": capability,
+        "batch": config.batch, "steps": config.steps, "input_size": config.input_size,
+        "hidden_size": config.hidden_size, "num_modules": config.num_modules,
+        "bidirectional": config.bidirectional, "periods": " ".join(map(str, config.periods)),
+        "model": model.name, "model_label": MODEL_LABELS[model.name], "model_hidden_size": model.hidden_size,
+        "parameters": model.parameters, "pass": pass_name, "status": "ok", **dict.fromkeys(timing),
         "other_cores": load["other_cores"], "load_1min": load["load_1min"], "load_busy": load["busy"],
         "load_threshold": load["threshold"],
     }
@@ -198,8 +215,7 @@ def base_record(config: Config, settings: Settings, model, pass_name: str, load:
 def add_ratios(records: List[dict], config: Config) -> None:
     """Speed-ups vs nn.RNN and nn.LSTM (same H, same pass), warm (medians) and cold (first calls),
     and for the CW-RNN models the theoretical work ratio and the fraction of it realised (warm
-    speed-up vs nn.RNN / work ratio)."""
-    # Per direction: a bidirectional layer doubles the work of both sides, not their ratio.
+    speed-up vs nn.RNN / work ratio). A bidirectional layer doubles the work of both sides, not their ratio."""
     theory = work_ratio(config.periods, config.module_sizes, config.input_size, config.steps)
     warm = {(r["model"], r["pass"]): r["median_ms"] for r in records}
     cold = {(r["model"], r["pass"]): r["cold_ms"] for r in records}
@@ -210,18 +226,15 @@ def add_ratios(records: List[dict], config: Config) -> None:
                 record[f"speedup_vs_{baseline}{suffix}"] = other / own if own and other else None
         clockwork = record["model"] in CLOCKWORK_MODELS
         record["work_ratio"] = theory if clockwork else None
-        speedup = record["speedup_vs_rnn"]
-        record["realised"] = speedup / theory if clockwork and speedup else None
+        record["realised"] = record["speedup_vs_rnn"] / theory if clockwork and record["speedup_vs_rnn"] else None
 
 
-def run_plan(plan: Plan, dtype: str, settings: Settings, progress_label: str) -> Iterator[Tuple[Config, List[dict]]]:
+def run_plan(plan: Plan, threads: int, capability: str) -> Iterator[Tuple[Config, List[dict]]]:
     """Yields (config, its records) one config at a time, so callers can save and print as they go."""
-    configs = planned_configs(plan, dtype, settings.models)
-    processes = FreshProcesses()
-    progress = Progress(progress_label, [(config_weight(*planned, settings), config_tasks(*planned, settings))
-                                         for planned in configs])
-    for config, names, passes in configs:
-        progress.start_config(config.label)
-        records = run_config(config, names, passes, settings, processes, progress)
+    configs = planned_configs(plan)
+    processes, progress = FreshProcesses(), Progress([config_cost(planned, plan) for planned in configs])
+    for planned in configs:
+        progress.start_config(planned[0].label)
+        records = run_config(planned, plan, threads, capability, processes, progress)
         progress.end_config()
-        yield config, records
+        yield planned[0], records

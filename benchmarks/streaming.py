@@ -1,11 +1,11 @@
-"""CLI: `python -m benchmarks.streaming [--smoke | --quick | --full] [options]`.
+"""`python -m benchmarks streaming [--smoke | --quick | --full] [options]`.
 
-Streaming speed: the Clockwork RNN run one step, or one short chunk, at a time.
+Streaming speed on the CPU: the Clockwork RNN run one step, or one short chunk, at a time.
 
   step       per-step latency of ClockworkRNNCell against nn.RNNCell and nn.LSTMCell of the same
              hidden size, under torch.no_grad(): B in {1, 32}, H in {256, 512, 1024}, 1 thread
-             and the default thread count; one timed call runs `cycle` consecutive steps (clock
-             0, 1, 2, ...), so every clock value's cost is in the mean.
+             and all cores; one timed call runs `cycle` consecutive steps (clock 0, 1, 2, ...), so
+             every clock value's cost is in the mean.
   chunk      cwrnn_ext.Stream.chunk over a sequence fed in chunks of 1, 8 and 64 steps, against
              nn.RNN called on the same chunks (hx carried), per step.
   crossover  one layer's forward over T steps by the module-major schedule and by the
@@ -15,8 +15,8 @@ Streaming speed: the Clockwork RNN run one step, or one short chunk, at a time.
 
 Every model of a table is timed in interleaved rounds (A B C, A B C, ...), medians per step, so
 that a busy machine disturbs all of them alike; ratios are from the same run. Prints tables and
-the targets (CPU, 1 thread: B=1 H=256 no slower than nn.RNNCell, B=1 H=1024 >= 3x, B=32 H=512
->= 2x); `--out DIR` also writes streaming_<mode>_<device>.json there (metadata and rows).
+the targets (1 thread: B=1 H=256 no slower than nn.RNNCell, B=1 H=1024 >= 3x, B=32 H=512 >= 2x);
+`--out DIR` also writes streaming_<mode>_cpu.json there (metadata and rows).
 Time: --smoke a few seconds, --quick (default) a few minutes on 2 idle cores, --full longer.
 """
 from __future__ import annotations
@@ -35,11 +35,12 @@ import cwrnn_ext
 from cwrnn_ext import ops
 from cwrnn_ext.functional import clockwork_rnn
 
-from .load import available_cores
-from .machine import result_stem, run_metadata
+from .machine import available_cores, result_stem, run_metadata
+from .work import work_ratio
 
 INPUT_SIZE = 16
 NUM_MODULES = 8
+SECTIONS = ("step", "chunk", "crossover")
 
 PLANS = {
     "smoke": dict(batches=[1, 3], hiddens=[16], thread_counts=[1], cycle=16, rounds=3,
@@ -51,121 +52,68 @@ PLANS = {
 }
 PLANS["full"] = dict(PLANS["quick"], rounds=25, hiddens=[128, 256, 512, 1024, 2048])
 
-TARGETS = [  # (B, H, minimum speed-up of ClockworkRNNCell over nn.RNNCell), CPU, 1 thread
-    (1, 256, 1.0),
-    (1, 1024, 3.0),
-    (32, 512, 2.0),
-]
+TARGETS = [(1, 256, 1.0), (1, 1024, 3.0), (32, 512, 2.0)]  # (B, H, minimum speed-up over nn.RNNCell), 1 thread
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def interleaved(fns: Dict[str, Callable[[], None]], per_call: Dict[str, int], rounds: int,
-                device: torch.device, min_round_s: float = 0.05) -> Dict[str, Dict[str, float]]:
-    """Median and minimum microseconds per unit (a call does per_call[name] units) of each
-    callable, over `rounds` interleaved rounds; each round repeats a callable for at least
-    min_round_s and takes the mean."""
+def interleaved(fns: Dict[str, Callable[[], None]], units: int, rounds: int,
+                min_round_s: float = 0.05) -> Dict[str, Dict[str, float]]:
+    """Median and minimum microseconds per unit (a call does `units` steps) of each callable, over
+    `rounds` interleaved rounds; each round repeats a callable for at least min_round_s."""
     for fn in fns.values():  # warm-up: lazy initialisation, allocator caches
         fn()
         fn()
-    synchronize(device)
     samples: Dict[str, List[float]] = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
             calls, start = 0, time.perf_counter()
-            while True:
+            while not calls or time.perf_counter() - start < min_round_s:
                 fn()
                 calls += 1
-                synchronize(device)
-                elapsed = time.perf_counter() - start
-                if elapsed >= min_round_s:
-                    break
-            samples[name].append(elapsed / (calls * per_call[name]) * 1e6)
+            samples[name].append((time.perf_counter() - start) / (calls * units) * 1e6)
     return {name: {"median_us": statistics.median(s), "min_us": min(s)} for name, s in samples.items()}
 
 
-def work_ratio(hidden: int, input_size: int, periods: List[int], sizes: List[int]) -> float:
-    """Multiply-adds of an nn.RNNCell step over the mean of a CW-RNN step's (over a clock cycle)."""
-    srn = hidden * (input_size + hidden)
-    begins = [sum(sizes[:i]) for i in range(len(sizes))]
-    cw = sum(k * (input_size + hidden - b) / p for p, k, b in zip(periods, sizes, begins))
-    return srn / cw
+def no_grad_loop(step: Callable, state, steps: int) -> Callable[[], None]:
+    """A call that runs `state = step(t, state)` for t = 0 .. steps - 1 under torch.no_grad()."""
+    def run():
+        with torch.no_grad():
+            current = state
+            for t in range(steps):
+                current = step(t, current)
+    return run
 
 
-# ---------------------------------------------------------------------------------------------
-# Per-step latency
-# ---------------------------------------------------------------------------------------------
-
-def step_table(plan: dict, device: torch.device, threads: int) -> List[dict]:
-    rows = []
-    cycle = plan["cycle"]
+def step_table(plan: dict, threads: int) -> List[dict]:
+    rows, cycle = [], plan["cycle"]
     for batch in plan["batches"]:
         for hidden in plan["hiddens"]:
             g = min(NUM_MODULES, hidden)
-            cell = cwrnn_ext.ClockworkRNNCell(INPUT_SIZE, hidden, num_modules=g, device=device)
-            rnn = nn.RNNCell(INPUT_SIZE, hidden, device=device)
-            lstm = nn.LSTMCell(INPUT_SIZE, hidden, device=device)
-            x = torch.randn(cycle, batch, INPUT_SIZE, device=device)
-            h0 = torch.zeros(batch, hidden, device=device)
-
-            def run_cell():
-                with torch.no_grad():
-                    h = h0
-                    for t in range(cycle):
-                        h = cell(x[t], h, t=t)
-
-            def run_rnn():
-                with torch.no_grad():
-                    h = h0
-                    for t in range(cycle):
-                        h = rnn(x[t], h)
-
-            def run_lstm():
-                with torch.no_grad():
-                    state = (h0, h0)
-                    for t in range(cycle):
-                        state = lstm(x[t], state)
-
-            times = interleaved({"cwrnn_cell": run_cell, "rnn_cell": run_rnn, "lstm_cell": run_lstm},
-                                {"cwrnn_cell": cycle, "rnn_cell": cycle, "lstm_cell": cycle},
-                                plan["rounds"], device)
-            rows.append(dict(section="step", device=device.type, threads=threads, batch=batch,
-                             hidden=hidden, modules=g, times=times,
-                             speedup_vs_rnn_cell=times["rnn_cell"]["median_us"] / times["cwrnn_cell"]["median_us"],
-                             speedup_vs_lstm_cell=times["lstm_cell"]["median_us"] / times["cwrnn_cell"]["median_us"],
-                             work_ratio=work_ratio(hidden, INPUT_SIZE, cell.periods, cell.module_sizes)))
+            cell = cwrnn_ext.ClockworkRNNCell(INPUT_SIZE, hidden, num_modules=g)
+            rnn, lstm = nn.RNNCell(INPUT_SIZE, hidden), nn.LSTMCell(INPUT_SIZE, hidden)
+            x, h0 = torch.randn(cycle, batch, INPUT_SIZE), torch.zeros(batch, hidden)
+            times = interleaved({"cwrnn_cell": no_grad_loop(lambda t, h: cell(x[t], h, t=t), h0, cycle),
+                                 "rnn_cell": no_grad_loop(lambda t, h: rnn(x[t], h), h0, cycle),
+                                 "lstm_cell": no_grad_loop(lambda t, s: lstm(x[t], s), (h0, h0), cycle)},
+                                cycle, plan["rounds"])
+            cw = times["cwrnn_cell"]["median_us"]
+            rows.append(dict(section="step", device="cpu", threads=threads, batch=batch, hidden=hidden, modules=g,
+                             times=times, speedup_vs_rnn_cell=times["rnn_cell"]["median_us"] / cw,
+                             speedup_vs_lstm_cell=times["lstm_cell"]["median_us"] / cw,
+                             # over a whole clock cycle: the mean work of a step
+                             work_ratio=work_ratio(cell.periods, cell.module_sizes, INPUT_SIZE, max(cell.periods))))
     return rows
 
 
-def print_step_table(rows: List[dict]) -> None:
-    print(f"{'threads':>7} {'B':>3} {'H':>5} | {'CW cell':>9} {'RNNCell':>9} {'LSTMCell':>9} | "
-          f"{'vs RNN':>7} {'vs LSTM':>7} {'work':>6}   (us per step, median)")
-    for r in rows:
-        t = r["times"]
-        print(f"{r['threads']:>7} {r['batch']:>3} {r['hidden']:>5} | {t['cwrnn_cell']['median_us']:>9.1f} "
-              f"{t['rnn_cell']['median_us']:>9.1f} {t['lstm_cell']['median_us']:>9.1f} | "
-              f"{r['speedup_vs_rnn_cell']:>6.2f}x {r['speedup_vs_lstm_cell']:>6.2f}x {r['work_ratio']:>5.1f}x")
-
-
-# ---------------------------------------------------------------------------------------------
-# Chunked streaming
-# ---------------------------------------------------------------------------------------------
-
-def chunk_table(plan: dict, device: torch.device, threads: int) -> List[dict]:
-    rows = []
-    steps = plan["chunk_steps"]
+def chunk_table(plan: dict, threads: int) -> List[dict]:
+    rows, steps = [], plan["chunk_steps"]
     for batch in plan["batches"]:
         for hidden in plan["hiddens"][:2]:
             g = min(NUM_MODULES, hidden)
-            model = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=g, device=device)
-            rnn = nn.RNN(INPUT_SIZE, hidden, device=device)
-            x = torch.randn(steps, batch, INPUT_SIZE, device=device)
-            fns, units = {}, {}
+            model, rnn = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=g), nn.RNN(INPUT_SIZE, hidden)
+            x = torch.randn(steps, batch, INPUT_SIZE)
+            fns = {}
             for size in plan["chunks"]:
-                def run_stream(size=size):
+                def run_stream(size=size):  # a new Stream per call: the clock starts at 0 each time
                     with torch.no_grad():
                         stream = cwrnn_ext.Stream(model)
                         for start in range(0, steps, size):
@@ -178,158 +126,146 @@ def chunk_table(plan: dict, device: torch.device, threads: int) -> List[dict]:
                             _, h = rnn(x[start:start + size], h)
 
                 fns[f"stream_chunk{size}"], fns[f"rnn_chunk{size}"] = run_stream, run_rnn
-                units[f"stream_chunk{size}"] = units[f"rnn_chunk{size}"] = steps
-            times = interleaved(fns, units, plan["rounds"], device)
+            times = interleaved(fns, steps, plan["rounds"])
             for size in plan["chunks"]:
                 cw, srn = times[f"stream_chunk{size}"], times[f"rnn_chunk{size}"]
-                rows.append(dict(section="chunk", device=device.type, threads=threads, batch=batch,
-                                 hidden=hidden, modules=g, chunk=size, steps=steps,
-                                 times={"cwrnn_stream": cw, "rnn": srn},
+                rows.append(dict(section="chunk", device="cpu", threads=threads, batch=batch, hidden=hidden,
+                                 modules=g, chunk=size, steps=steps, times={"cwrnn_stream": cw, "rnn": srn},
                                  speedup_vs_rnn=srn["median_us"] / cw["median_us"]))
     return rows
 
 
-def print_chunk_table(rows: List[dict]) -> None:
-    print(f"{'threads':>7} {'B':>3} {'H':>5} {'chunk':>5} | {'CW Stream':>9} {'nn.RNN':>9} | {'vs RNN':>7}"
-          f"   (us per step, median)")
-    for r in rows:
-        t = r["times"]
-        print(f"{r['threads']:>7} {r['batch']:>3} {r['hidden']:>5} {r['chunk']:>5} | "
-              f"{t['cwrnn_stream']['median_us']:>9.2f} {t['rnn']['median_us']:>9.2f} | {r['speedup_vs_rnn']:>6.2f}x")
-
-
-# ---------------------------------------------------------------------------------------------
-# Schedule crossover
-# ---------------------------------------------------------------------------------------------
-
-def crossover_table(plan: dict, device: torch.device, threads: int) -> List[dict]:
+def crossover_table(plan: dict, threads: int) -> List[dict]:
     rows = []
     for batch in plan["batches"]:
         for hidden in plan["crossover_hiddens"]:
             g = min(NUM_MODULES, hidden)
-            model = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=g, device=device)
+            model = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=g)
             params = [model.weight_ih_l0, model.weight_hh_l0, model.bias_ih_l0, model.bias_hh_l0,
                       model.periods, model.module_sizes]
             for steps in plan["crossover_steps"]:
-                x = torch.randn(steps, batch, INPUT_SIZE, device=device)
+                x = torch.randn(steps, batch, INPUT_SIZE)
 
-                def module_major():
-                    with torch.no_grad(), ops.forced_forward_path("module_major"):
-                        clockwork_rnn(x, None, *params)
+                def forward(path):
+                    def run():
+                        with torch.no_grad(), ops.forced_forward_path(path):
+                            clockwork_rnn(x, None, *params)
+                    return run
 
-                def time_major():
-                    with torch.no_grad(), ops.forced_forward_path("time_major"):
-                        clockwork_rnn(x, None, *params)
-
-                times = interleaved({"module_major": module_major, "time_major": time_major},
-                                    {"module_major": steps, "time_major": steps}, plan["rounds"], device)
-                rows.append(dict(section="crossover", device=device.type, threads=threads, batch=batch,
-                                 hidden=hidden, modules=g, steps=steps, times=times,
+                times = interleaved({"module_major": forward("module_major"),
+                                     "time_major": forward("time_major")}, steps, plan["rounds"])
+                rows.append(dict(section="crossover", device="cpu", threads=threads, batch=batch, hidden=hidden,
+                                 modules=g, steps=steps, times=times,
                                  time_major_speedup=times["module_major"]["median_us"] / times["time_major"]["median_us"],
                                  rule_cost=steps * hidden * batch ** 0.6,
-                                 rule_picks=ops.forward_path(steps, batch, hidden, len(set(model.periods)))
-                                 if device.type == "cpu" else "module_major"))
+                                 rule_picks=ops.forward_path(steps, batch, hidden, len(set(model.periods)))))
     return rows
 
 
-def print_crossover_table(rows: List[dict]) -> None:
-    print(f"{'B':>3} {'H':>5} {'T':>5} | {'module-major':>12} {'time-major':>10} | {'time-major speed-up':>19}"
-          f" {'T*H*B^0.6':>10} {'rule picks':>12}   (us per step, median; the rule: "
-          "time-major when T*H*B^0.6 is small; csrc/cpu/policy.h)")
-    for r in rows:
-        t = r["times"]
-        print(f"{r['batch']:>3} {r['hidden']:>5} {r['steps']:>5} | {t['module_major']['median_us']:>12.2f} "
-              f"{t['time_major']['median_us']:>10.2f} | {r['time_major_speedup']:>18.2f}x "
-              f"{r['rule_cost']:>10.3g} {r['rule_picks']:>12}")
+def median(row: dict, model: str) -> float:
+    return row["times"][model]["median_us"]
 
 
-# ---------------------------------------------------------------------------------------------
+# Per section: (heading, width, format, value of a row), the columns of its printed table.
+COLUMNS = {
+    "step": [("threads", 7, "", lambda r: r["threads"]), ("B", 3, "", lambda r: r["batch"]),
+             ("H", 5, "", lambda r: r["hidden"]), ("CW cell", 9, ".1f", lambda r: median(r, "cwrnn_cell")),
+             ("RNNCell", 9, ".1f", lambda r: median(r, "rnn_cell")),
+             ("LSTMCell", 9, ".1f", lambda r: median(r, "lstm_cell")),
+             ("vs RNN", 7, ".2f", lambda r: r["speedup_vs_rnn_cell"]),
+             ("vs LSTM", 7, ".2f", lambda r: r["speedup_vs_lstm_cell"]), ("work", 6, ".1f", lambda r: r["work_ratio"])],
+    "chunk": [("threads", 7, "", lambda r: r["threads"]), ("B", 3, "", lambda r: r["batch"]),
+              ("H", 5, "", lambda r: r["hidden"]), ("chunk", 5, "", lambda r: r["chunk"]),
+              ("CW Stream", 9, ".2f", lambda r: median(r, "cwrnn_stream")), ("nn.RNN", 9, ".2f", lambda r: median(r, "rnn")),
+              ("vs RNN", 7, ".2f", lambda r: r["speedup_vs_rnn"])],
+    "crossover": [("B", 3, "", lambda r: r["batch"]), ("H", 5, "", lambda r: r["hidden"]),
+                  ("T", 5, "", lambda r: r["steps"]), ("module-major", 12, ".2f", lambda r: median(r, "module_major")),
+                  ("time-major", 10, ".2f", lambda r: median(r, "time_major")),
+                  ("time-major speed-up", 19, ".2f", lambda r: r["time_major_speedup"]),
+                  ("T*H*B^0.6", 10, ".3g", lambda r: r["rule_cost"]), ("rule picks", 12, "", lambda r: r["rule_picks"])],
+}
+NOTES = {"crossover": "; the rule (csrc/cpu/policy.h): time-major when T*H*B^0.6 is small"}
+
+
+def table_text(section: str, rows: List[dict]) -> str:
+    """us per step (medians); ratios end in x."""
+    columns = COLUMNS[section]
+    lines = [" ".join(f"{heading:>{width}}" for heading, width, _, _ in columns)
+             + f"   (us per step, median{NOTES.get(section, '')})"]
+    ratio = ("vs", "time-major s", "work")
+    for row in rows:
+        lines.append(" ".join(f"{value(row):>{width - 1}{spec}}x" if heading.startswith(ratio) else
+                              f"{value(row):>{width}{spec}}" for heading, width, spec, value in columns))
+    return "\n".join(lines)
+
 
 def targets_text(rows: List[dict]) -> List[str]:
     lines = []
     for batch, hidden, minimum in TARGETS:
-        match = [r for r in rows if r["section"] == "step" and r["device"] == "cpu" and r["threads"] == 1
+        match = [r for r in rows if r["section"] == "step" and r["threads"] == 1
                  and r["batch"] == batch and r["hidden"] == hidden]
-        if not match:
-            continue
-        got = match[0]["speedup_vs_rnn_cell"]
-        verdict = "PASS" if got >= minimum else "MISS"
-        lines.append(f"{verdict}  B={batch} H={hidden}: ClockworkRNNCell {got:.2f}x nn.RNNCell's speed "
-                     f"per step (target >= {minimum:g}x; CPU, 1 thread, no_grad, median)")
+        if match:
+            got = match[0]["speedup_vs_rnn_cell"]
+            lines.append(f"{'PASS' if got >= minimum else 'MISS'}  B={batch} H={hidden}: ClockworkRNNCell {got:.2f}x "
+                         f"nn.RNNCell's speed per step (target >= {minimum:g}x; CPU, 1 thread, no_grad, median)")
     return lines
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.streaming", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks streaming", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = parser.add_mutually_exclusive_group()
     for name, help_text in (("smoke", "tiny sizes, seconds: checks that everything runs"),
-                            ("quick", "(default) the sizes of the targets"),
-                            ("full", "more hidden sizes and rounds")):
+                            ("quick", "(default) the sizes of the targets"), ("full", "more hidden sizes and rounds")):
         mode.add_argument(f"--{name}", dest="mode", action="store_const", const=name, help=help_text)
     parser.set_defaults(mode="quick")
-    parser.add_argument("--sections", default="step,chunk,crossover",
+    parser.add_argument("--sections", default=",".join(SECTIONS),
                         help="comma-separated subset of step, chunk, crossover (default: all)")
-    parser.add_argument("--threads", default=None,
-                        help=f"comma-separated intra-op thread counts, 0 meaning all cores ({available_cores()} "
-                             f"here) (default: 1,0; --smoke: 1); the crossover runs on the first")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                        help="auto (default): CPU, and CUDA too when available")
     parser.add_argument("--out", type=Path, default=None,
-                        help="folder for streaming_<mode>_<device>.json (default: print only)")
-    return parser.parse_args(argv)
+                        help="folder for streaming_<mode>_cpu.json (default: print only)")
+    args = parser.parse_args(argv)
+    args.sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"--sections: unknown {unknown}; choose from {', '.join(SECTIONS)}")
+    return args
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     plan = PLANS[args.mode]
-    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    unknown = set(sections) - {"step", "chunk", "crossover"}
-    if unknown:
-        raise SystemExit(f"unknown sections {sorted(unknown)}; choose from step, chunk, crossover")
-    thread_counts = ([int(n) for n in args.threads.split(",")] if args.threads else plan["thread_counts"])
-    thread_counts = list(dict.fromkeys(n if n > 0 else available_cores() for n in thread_counts))
-    devices = [torch.device("cpu")]
-    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
-        devices = [torch.device("cuda")] if args.device == "cuda" else devices + [torch.device("cuda")]
-    meta = {"mode": args.mode, **run_metadata("benchmarks.streaming", argv, thread_counts)}
+    thread_counts = list(dict.fromkeys(n or available_cores() for n in plan["thread_counts"]))  # 0: all cores
+    meta = {"mode": args.mode, "device": "cpu", **run_metadata("benchmarks streaming", argv, thread_counts)}
     print(f"cwrnn_ext {cwrnn_ext.__version__}, torch {torch.__version__}, {meta['cpu_model']}, "
           f"{available_cores()} cores, CPU capability {meta['cpu_capability']['kernel']}; mode {args.mode}; "
-          f"float32, I={INPUT_SIZE}, {NUM_MODULES} exponential modules")
-    print("Speeds on a shared or busy machine vary from run to run; compare ratios within one table.")
-    all_rows = []
-    for device in devices:
-        for threads in (thread_counts if device.type == "cpu" else [thread_counts[0]]):
-            torch.set_num_threads(threads)
-            print(f"\n== {device.type}, {threads} thread(s) ==")
-            if "step" in sections:
-                rows = step_table(plan, device, threads)
-                print_step_table(rows)
-                all_rows += rows
-            if "chunk" in sections:
-                rows = chunk_table(plan, device, threads)
-                print()
-                print_chunk_table(rows)
-                all_rows += rows
-        if "crossover" in sections:
-            torch.set_num_threads(thread_counts[0])
-            print(f"\n== {device.type}: module-major vs time-major forward, {thread_counts[0]} thread(s) ==")
-            rows = crossover_table(plan, device, thread_counts[0])
-            print_crossover_table(rows)
-            all_rows += rows
-    lines = targets_text(all_rows)
+          f"float32, I={INPUT_SIZE}, {NUM_MODULES} exponential modules\n"
+          "Speeds on a shared or busy machine vary from run to run; compare ratios within one table.")
+    rows = []
+    for threads in thread_counts:
+        torch.set_num_threads(threads)
+        for section, table in (("step", step_table), ("chunk", chunk_table)):
+            if section in args.sections:
+                rows += table(plan, threads)
+                print(f"\n== {section}, {threads} thread(s) ==\n" + table_text(section, rows_of(rows, section, threads)))
+    if "crossover" in args.sections:
+        torch.set_num_threads(thread_counts[0])
+        rows += crossover_table(plan, thread_counts[0])
+        print(f"\n== module-major vs time-major forward, {thread_counts[0]} thread(s) ==\n"
+              + table_text("crossover", rows_of(rows, "crossover", thread_counts[0])))
+    lines = targets_text(rows)
     if lines:
-        print("\nTargets:")
-        print("\n".join(lines))
+        print("\nTargets:\n" + "\n".join(lines))
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        for device in devices:
-            path = args.out / f"{result_stem(args.mode, device.type, 'streaming')}.json"
-            rows = [r for r in all_rows if r["device"] == device.type]
-            path.write_text(json.dumps({"meta": {**meta, "device": device.type}, "rows": rows}, indent=1))
-            print(f"wrote {path}")
+        path = args.out / f"{result_stem(args.mode, 'streaming')}.json"
+        path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+        print(f"wrote {path}")
     return 0
 
 
-if __name__ == "__main__":
+def rows_of(rows: List[dict], section: str, threads: int) -> List[dict]:
+    return [r for r in rows if r["section"] == section and r["threads"] == threads]
+
+
+if __name__ == "__main__":  # `python -m benchmarks.streaming`: the same as `python -m benchmarks streaming`
     raise SystemExit(main())

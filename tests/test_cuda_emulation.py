@@ -2,7 +2,7 @@
 (tests/cuda_emulation: each CUDA thread a fiber, switching at __syncthreads and shuffles to a random
 other one, the blocks of a launch on concurrent OS threads). Needs no GPU: it checks the kernels'
 indexing, semantics, barriers and shuffles at production block sizes wherever a C++20 compiler is
-available. What only a GPU can show is in test_cuda.py and benchmarks/cuda_check.sh.
+available. What only a GPU can show is in test_cuda.py and benchmarks/gpu/cuda_check.sh.
 
 Three builds, compiled at once: the emulator; the same with the end-of-tick barriers removed from
 the kernel source (it must fail: the emulation can catch a missing barrier); and a

@@ -144,7 +144,7 @@ def test_profiler_sees_pooled_results():
     problem = make_problem(64, 16, 5, 256, [1, 2, 4], dtype=torch.float32, seed=8, requires_grad=False)
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out, _ = forward_op(*op_args(problem, 0, None))
-    events = prof.profiler.kineto_results.events()  # as benchmarks/memory.py reads them
+    events = prof.profiler.kineto_results.events()  # as benchmarks/measure.py reads them
     allocated = sum(e.nbytes() for e in events if e.name() == "[memory]" and e.nbytes() > 0
                     and e.device_type() == torch.autograd.DeviceType.CPU)
     assert out.nbytes >= POOLED_BYTES

@@ -8,7 +8,7 @@
 // every array and after each block's shared memory: unwritten outputs, reads of unwritten shared
 // memory and stray writes all show up as mismatches. It checks the kernels' indexing, semantics,
 // barriers and shuffles (and the launch-shape choice); not timing or coalescing (see
-// benchmarks/cuda_check.sh for what only a GPU shows).
+// benchmarks/gpu/cuda_check.sh for what only a GPU shows).
 //
 // Usage: emulate_kernels [random_cases_per_dtype [seed [production-only | small]]] (small: the
 // production shapes over a few rows and ticks, then the random cases); prints one line per

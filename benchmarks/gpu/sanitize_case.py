@@ -1,5 +1,7 @@
-"""A small forward + backward through every CUDA kernel variant, for compute-sanitizer
-(benchmarks/cuda_check.sh runs it under memcheck, racecheck, initcheck and synccheck).
+"""NOT YET RUN ON A GPU (benchmarks/gpu/README.md).
+
+A small forward + backward through every CUDA kernel variant, for compute-sanitizer
+(benchmarks/gpu/cuda_check.sh runs it under memcheck, racecheck, initcheck and synccheck).
 
 Variants (csrc/cuda/launch_shape.h): W_ii in registers, small (k = 8, 32) and big (k = 128, 256
 threads), big plus the rest of W_ii in shared memory at the 227 KB boundary (k = 240), W_ii in

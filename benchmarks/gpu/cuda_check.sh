@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
+# NOT YET RUN ON A GPU: no session has had one (benchmarks/gpu/README.md).
 # Everything to run first on a machine with an NVIDIA GPU (written for the lent H100/H200 machines:
 # torch + CUDA + nvcc, no network), in one call of under 10 minutes: build the extension with its
 # CUDA kernels (sm_90), record their resource usage, a quick correctness run, the CUDA-graph and
-# sync-debug tests, the speed table against cuDNN nn.RNN / nn.LSTM (benchmarks/cuda_speed.py), the
-# whole of tests/test_cuda.py, then benchmarks/sanitize_case.py (every kernel variant and dtype)
+# sync-debug tests, the speed table against cuDNN nn.RNN / nn.LSTM (benchmarks/gpu/cuda_speed.py), the
+# whole of tests/test_cuda.py, then benchmarks/gpu/sanitize_case.py (every kernel variant and dtype)
 # under compute-sanitizer memcheck, racecheck, initcheck and synccheck.
 #
 # Every step has a time limit inside an overall deadline (DEADLINE seconds, default 560), so that
@@ -11,12 +12,12 @@
 # $OUT (default benchmarks/out/cuda_check, which git ignores); a summary table is printed last.
 # Exit code 0 only if every step passed.
 #
-#   OUT=/some/dir benchmarks/cuda_check.sh            # everything
-#   SKIP_BUILD=1 benchmarks/cuda_check.sh             # reuse an existing build
-#   RUN_EMULATION=1 benchmarks/cuda_check.sh          # also the CPU emulation test (CI runs it anyway)
-#   PYTEST_ARGS="-x -k float32" benchmarks/cuda_check.sh
+#   OUT=/some/dir benchmarks/gpu/cuda_check.sh            # everything
+#   SKIP_BUILD=1 benchmarks/gpu/cuda_check.sh             # reuse an existing build
+#   RUN_EMULATION=1 benchmarks/gpu/cuda_check.sh          # also the CPU emulation test (CI runs it anyway)
+#   PYTEST_ARGS="-x -k float32" benchmarks/gpu/cuda_check.sh
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 START=$(date +%s)
 DEADLINE="${DEADLINE:-560}"
 OUT="${OUT:-$PWD/benchmarks/out/cuda_check}"  # ignored by git
@@ -72,10 +73,10 @@ if command -v cuobjdump >/dev/null && [ -n "$SO" ]; then
   cuobjdump -sass "$SO" >"$OUT/kernels.sass" 2>&1
 fi
 
-step smoke 120 "$PY" benchmarks/sanitize_case.py
+step smoke 120 "$PY" benchmarks/gpu/sanitize_case.py
 # shellcheck disable=SC2086
 step graph_and_sync 120 "$PY" -m pytest -q -rs tests/test_cuda.py -k "graph or sync" ${PYTEST_ARGS:-}
-step speed 150 "$PY" -m benchmarks.cuda_speed --out "$OUT"
+step speed 150 "$PY" -m benchmarks.gpu.cuda_speed --out "$OUT"
 # shellcheck disable=SC2086
 step test_cuda 240 "$PY" -m pytest -q -rs tests/test_cuda.py --junitxml="$OUT/test_cuda.xml" ${PYTEST_ARGS:-}
 
@@ -89,7 +90,7 @@ else
   # past a tensor's end (inside a cached block they would land in memory torch owns).
   for tool in memcheck racecheck initcheck synccheck; do
     step "sanitizer_$tool" 120 env PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool "$tool" \
-      --error-exitcode 3 --print-limit 50 "$PY" benchmarks/sanitize_case.py
+      --error-exitcode 3 --print-limit 50 "$PY" benchmarks/gpu/sanitize_case.py
   done
 fi
 if [ "${RUN_EMULATION:-0}" = "1" ]; then

@@ -1,12 +1,14 @@
-"""The CUDA speed table: ClockworkRNN against cuDNN's nn.RNN (tanh) and nn.LSTM of the same hidden
+"""NOT YET RUN ON A GPU (benchmarks/gpu/README.md).
+
+The CUDA speed table: ClockworkRNN against cuDNN's nn.RNN (tanh) and nn.LSTM of the same hidden
 size, forward (no_grad) and forward+backward, float32 with TF32 off; H in {256, 1024}, B in
 {1, 32}, T = 1024, I = 64, g = 8 exponential periods. Times are medians of CUDA-event-timed
 calls after warm-up; the CW-RNN forward is also timed replayed from a CUDA graph (no launch gaps).
 Also prints the time per tick of the recurrences (the forward over its 2,040 group ticks), the
 number csrc/cuda/NOTES.md predicts.
 
-Run on a GPU machine (benchmarks/cuda_check.sh does):
-    python -m benchmarks.cuda_speed --out DIR      # writes DIR/cuda_speed.json and .csv
+Run on a GPU machine (benchmarks/gpu/cuda_check.sh does):
+    python -m benchmarks.gpu.cuda_speed --out DIR      # writes DIR/cuda_speed.json and .csv
 """
 from __future__ import annotations
 
@@ -22,12 +24,12 @@ from torch import nn
 
 import cwrnn_ext
 
-from .machine import run_metadata
+from ..machine import run_metadata
 
 HIDDEN = (256, 1024)
 BATCH = (1, 32)
 STEPS, INPUT, MODULES = 1024, 64, 8
-DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "cuda_speed"  # ignored by git
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "out" / "cuda_speed"  # ignored by git
 
 
 def median_ms(fn, warmup: int, repeats: int) -> float:
@@ -87,7 +89,7 @@ def total_ticks(steps: int, modules: int) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cuda_speed", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.gpu.cuda_speed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per model and pass (default 20)")
@@ -131,7 +133,7 @@ def main(argv=None) -> int:
                   f"{row['cwrnn_us_per_tick']:7.3f}", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     meta = {"device": torch.cuda.get_device_name(),
-            **run_metadata("benchmarks.cuda_speed", argv, torch.get_num_threads()),
+            **run_metadata("benchmarks.gpu.cuda_speed", argv, torch.get_num_threads()),
             "tf32": False, "timing": "median of CUDA-event-timed calls after warm-up"}
     (args.out / "cuda_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
     with open(args.out / "cuda_speed.csv", "w", newline="") as f:
