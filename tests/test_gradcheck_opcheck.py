@@ -33,7 +33,7 @@ def relu_safe_problem(T, B, I, H, periods, sizes, t0, device, margin=1e-3):
 @pytest.mark.parametrize("nonlinearity", ["tanh", "relu"])
 @pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
 @pytest.mark.parametrize("impl", list(IMPLEMENTATIONS))
-def test_gradcheck(impl, case, nonlinearity, device):
+def test_gradcheck(impl, case, nonlinearity, device, forward_path):
     periods, sizes, hidden, t0, lengths = CASES[case]
     T, B, I = 6, 3, 2
     if nonlinearity == "relu":
@@ -103,13 +103,13 @@ def op_arguments(device, T=6, B=3, I=4, H=7, bias=True, lengths=True, requires_g
 @pytest.mark.parametrize("lengths", [False, True], ids=["nolengths", "lengths"])
 @pytest.mark.parametrize("bias", [False, True], ids=["nobias", "bias"])
 @pytest.mark.parametrize("requires_grad", [False, True], ids=["nograd", "grad"])
-def test_opcheck_forward(requires_grad, bias, lengths, device):
+def test_opcheck_forward(requires_grad, bias, lengths, device, forward_path):
     args = op_arguments(device, bias=bias, lengths=lengths, requires_grad=requires_grad)
     torch.library.opcheck(torch.ops.cwrnn_ext.forward, args)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_opcheck_forward_relu_and_empty(device):
+def test_opcheck_forward_relu_and_empty(device, forward_path):
     args = list(op_arguments(device))
     args[8] = "relu"
     torch.library.opcheck(torch.ops.cwrnn_ext.forward, tuple(args))

@@ -423,15 +423,6 @@ def test_each_forward_path_matches_reference(case, dtype, threads, forward_path)
         torch.set_num_threads(previous)
 
 
-def test_opcheck_forward_each_path(forward_path):
-    problem = make_problem(6, 3, 4, 7, [1, 2, 3], [2, 3, 2], dtype=F64, seed=3)
-    bias = (problem.bias_ih + problem.bias_hh).detach().requires_grad_()
-    args = (problem.input, problem.hx, problem.weight_ih, problem.weight_hh, bias, [1, 2, 3], [2, 3, 2], 1,
-            "tanh", torch.tensor([6, 0, 3]))
-    torch.library.opcheck(torch.ops.cwrnn_ext.forward, args)
-    assert ops.last_forward_path() in FAMILY[forward_path]
-
-
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_module_same_either_path(bidirectional):
     """Both forward paths give a module the same values and gradients."""

@@ -81,28 +81,10 @@ Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
   return out;
 }
 
-StepGradients step_backward_cpu(const Tensor& grad, const Tensor& input, const Tensor& hx,
-                                const Tensor& weight_ih, const Tensor& weight_hh,
-                                const Tensor& output, c10::IntArrayRef periods,
-                                c10::IntArrayRef module_sizes, int64_t t,
-                                const std::optional<Tensor>& clocks,
-                                c10::string_view nonlinearity, StepGradientMask mask) {
-  check_cpu_call(KernelOp::kStep, input);
-  const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
-  check_step_arguments(input, hx, weight_ih, weight_hh, std::nullopt, std::nullopt, t, clocks);
-  check_step_tensor(grad, "grad", input);
-  check_step_tensor(output, "output", input);
-  TORCH_CHECK(grad.sizes() == hx.sizes() && output.sizes() == hx.sizes(),
-              "grad and output must be (B, H) like hx, got ", grad.sizes(), " and ", output.sizes());
-  return step_backward_generic(grad, input, hx, weight_ih, weight_hh, output, periods,
-                               module_sizes, t, clocks, relu, mask);
-}
-
 }  // namespace
 
 TORCH_LIBRARY_IMPL(cwrnn_ext, CPU, m) {
   m.impl("step", &step_cpu);
-  m.impl("step_backward", &step_backward_cpu);
 }
 
 }  // namespace cwrnn

@@ -25,6 +25,7 @@
 #include <initializer_list>
 #include <utility>
 
+#include "../kernel_dtypes.h"
 #include "../module_major.h"
 #include "recurrence_cuda.h"
 
@@ -114,9 +115,8 @@ void check_arguments(const Tensor& input, std::initializer_list<Named> others,
                      const std::optional<Tensor>& lengths) {
   TORCH_CHECK(input.is_cuda(), "cwrnn_ext CUDA kernel: input is on ", input.device(),
               " but another argument is a CUDA tensor; all tensors must be on one CUDA device");
+  check_kernel_dtype(KernelOp::kSequence, input);
   const auto dtype = input.scalar_type();
-  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble || is_half_type(dtype),
-              "the CUDA kernel supports float32, float64, float16 and bfloat16 inputs, got ", dtype);
   for (const auto& [name, t] : others) {
     TORCH_CHECK(t->device() == input.device(), "cwrnn_ext CUDA kernel: ", name, " is on ",
                 t->device(), " but input is on ", input.device(),
