@@ -89,22 +89,30 @@ def test_sets_agree_on_one_forward():
         assert values == pytest.approx(first, rel=1e-12, abs=1e-9), capability
 
 
-@pytest.mark.parametrize("capability", ["DEFAULT", "AVX2"])
-def test_kernel_tests_under_lower_set(capability):
-    if capability not in LOWER:
-        pytest.skip(f"{capability} is not below this machine's {NATIVE}: the main run tests it")
-    # torch.compile is left out: under a forced capability this torch's inductor emits C++ that does
-    # not compile (DEFAULT) or reuses kernels cached for another set (its cache is keyed without
-    # it); that is torch's code, not these kernels, and the main run tests compile at the native set.
-    # So is the process-memory test, which is not about a set and which ASan's quarantine defeats
-    # (.ci/sanitize leaves it out of its own run for that reason).
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), ATEN_CPU_CAPABILITY=capability.lower())
+# Left out of the reruns: torch.compile (under a forced capability this torch's inductor emits C++
+# that does not compile (DEFAULT) or reuses kernels cached for another set: torch's code, not these
+# kernels; the main run tests compile at the native set); the process-memory test (not about a set,
+# and ASan's quarantine defeats it); and what does not reach a kernel's arithmetic (opcheck's
+# registration checks, argument checks, the ATen composite).
+NOT_PER_SET = "not compile and not memory_is_flat and not opcheck and not bad and not composite"
+
+
+def test_kernel_tests_under_each_lower_set():
+    """The kernel tests again under every set below this machine's, the sets in parallel (one
+    pytest process each)."""
+    if not LOWER:
+        pytest.skip(f"no set below this machine's {NATIVE}: the main run tests it")
     files = [os.path.join(HERE, f) for f in KERNEL_TESTS]
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", "not compile and not memory_is_flat",
-                           *files],
-                          capture_output=True, text=True, env=env, cwd=HERE, timeout=1800)
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert re.search(r"\d+ passed", done.stdout), done.stdout[-2000:]
+    runs = {}
+    for capability in LOWER:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), ATEN_CPU_CAPABILITY=capability.lower())
+        runs[capability] = subprocess.Popen(
+            [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-k", NOT_PER_SET, *files],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=HERE)
+    for capability, run in runs.items():
+        stdout, stderr = run.communicate(timeout=1800)
+        assert run.returncode == 0, f"{capability}:\n" + stdout[-4000:] + stderr[-2000:]
+        assert re.search(r"\d+ passed", stdout), stdout[-2000:]
 
 
 # --- the spill guard -------------------------------------------------------------------------
