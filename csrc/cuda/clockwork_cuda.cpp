@@ -25,7 +25,7 @@
 #include <initializer_list>
 #include <utility>
 
-#include "../module_major.h"
+#include "../generic/module_major.h"
 #include "recurrence_cuda.h"
 
 namespace cwrnn {

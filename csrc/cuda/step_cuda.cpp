@@ -8,7 +8,7 @@
 
 #include "../schedule.h"
 #include "../step_arguments.h"
-#include "../step_generic.h"
+#include "../generic/step_generic.h"
 
 namespace cwrnn {
 namespace {
