@@ -14,8 +14,7 @@
 
 #include "../schedule.h"
 #include "../step_arguments.h"
-#include "../step_generic.h"
-#include "settings.h"
+#include "../generic/step_generic.h"
 #include "step_kernel.h"
 #include "threads.h"
 
@@ -103,10 +102,6 @@ void check_cpu(const Tensor& input) {
 // Rows of a 2-D tensor, each contiguous (a copy only if its last dimension is strided).
 Tensor rows_contiguous(const Tensor& t) { return t.stride(-1) == 1 || t.size(-1) <= 1 ? t : t.contiguous(); }
 
-// CWRNN_STEP_GENERIC=1 runs the ATen composite that CUDA uses, so that the tests can check it on
-// the CPU (no GPU is needed to find its mistakes).
-bool use_generic() { return settings().step_generic; }
-
 Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
                 const Tensor& weight_hh, const std::optional<Tensor>& bias_ih,
                 const std::optional<Tensor>& bias_hh, c10::IntArrayRef periods,
@@ -115,9 +110,6 @@ Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
   check_cpu(input);
   check_step_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, t, clocks);
   const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
-  if (use_generic())
-    return step_generic(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
-                        clocks, relu);
   const int64_t B = input.size(0), H = weight_hh.size(0);
   const auto groups = make_period_groups(periods, module_sizes, H);
   const Tensor x = rows_contiguous(input), h = rows_contiguous(hx);
