@@ -117,7 +117,7 @@ VARIANT, WHY = _variant()
 
 
 def _extension():
-    cpu_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
+    cpu_sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/generic/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
     # No -std flag: torch.utils.cpp_extension adds the standard its headers need (torch 2.14's
     # need C++20 and fail under -std=c++17).
     cxx_flags = ["-O3", "-fno-math-errno", "-fopenmp"]

@@ -216,4 +216,21 @@ TORCH_LIBRARY(cwrnn_ext, m) {
       "step_backward(Tensor grad, Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, "
       "Tensor output, int[] periods, int[] module_sizes, int t, Tensor? clocks, str nonlinearity, "
       "bool[5] output_mask) -> (Tensor?, Tensor?, Tensor?, Tensor?, Tensor?)");
+  // For tests only (CPU kernels in generic/test_ops.cpp): the device-generic code that CUDA runs,
+  // run on the CPU so that the tests check it without a GPU. No autograd, no fake kernels.
+  // forward and backward through the module-major schedule with plain recurrences as its
+  // backend; same arguments and results as forward / backward.
+  m.def(
+      "_generic_forward(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, Tensor? bias, "
+      "int[] periods, int[] module_sizes, int t0, str nonlinearity, Tensor? lengths) -> (Tensor, Tensor)");
+  m.def(
+      "_generic_backward(Tensor? grad_output, Tensor? grad_h_n, Tensor input, Tensor hx, "
+      "Tensor weight_ih, Tensor weight_hh, Tensor output, int[] periods, int[] module_sizes, int t0, "
+      "str nonlinearity, Tensor? lengths, bool[5] output_mask=[True, True, True, True, True]) "
+      "-> (Tensor?, Tensor?, Tensor?, Tensor?, Tensor?)");
+  // step through its ATen composite (CUDA's step); same arguments and result as step.
+  m.def(
+      "_generic_step(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, Tensor? bias_ih, "
+      "Tensor? bias_hh, int[] periods, int[] module_sizes, int t, Tensor? clocks, str nonlinearity) "
+      "-> Tensor");
 }

@@ -10,7 +10,7 @@
 #include <array>
 #include <optional>
 
-#include "step_generic.h"
+#include "generic/step_generic.h"
 
 namespace cwrnn {
 namespace {

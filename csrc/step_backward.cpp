@@ -6,7 +6,7 @@
 #include "kernel_dtypes.h"
 #include "schedule.h"
 #include "step_arguments.h"
-#include "step_generic.h"
+#include "generic/step_generic.h"
 
 namespace cwrnn {
 namespace {

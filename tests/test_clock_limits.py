@@ -6,10 +6,6 @@ whose clocks are Python ints, which never overflow. Periods and clocks sit near 
 2**63 - 1, where a sum of two residues passes 2**63 - 1. Clocks that would pass 2**63 - 1 are
 refused with an error naming the clock argument.
 """
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
@@ -115,22 +111,28 @@ def test_sequence_ticks_match_python_int_oracle(path, t0, steps):
     assert_ticks(got, p["h0"], ticks, f"{path} t0={t0}")
 
 
-def run_steps(p, row_t0, mode):
-    """The step op, step by step. per-row: clocks as a tensor; split: the raw op with t and
-    clocks adding up to each row's clock (t the smallest clock)."""
+def run_steps(p, row_t0, mode, op=None):
+    """Step by step, through the cell, or through `op` (an op of the step schema) with the (t,
+    clocks) the cell would give it. int: one clock for the batch; per-row: clocks as a tensor;
+    split: the raw op (`op`, or the step op) with t and clocks adding up to each row's clock (t
+    the smallest clock)."""
     cell = cell_of(p)
     h, outputs = p["h0"], []
     for s in range(p["x"].shape[0]):
         clocks = [t0 + s for t0 in row_t0]
         if mode == "int":
             assert len(set(clocks)) == 1
-            h = cell(p["x"][s], h, t=clocks[0])
+            t, offsets = clocks[0], None
         elif mode == "per-row":
-            h = cell(p["x"][s], h, t=torch.tensor(clocks))
+            t, offsets = 0, torch.tensor(clocks)
         else:
             t = min(clocks)
-            h = torch.ops.cwrnn_ext.step(p["x"][s], h, p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], PERIODS,
-                                         SIZES, t, torch.tensor([c - t for c in clocks]), "tanh")
+            offsets = torch.tensor([c - t for c in clocks])
+        if op is None and mode != "split":
+            h = cell(p["x"][s], h, t=t if offsets is None else offsets)
+        else:
+            h = (op or torch.ops.cwrnn_ext.step)(p["x"][s], h, p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"],
+                                                 PERIODS, SIZES, t, offsets, "tanh")
         outputs.append(h)
     return torch.stack(outputs)
 
@@ -138,15 +140,14 @@ def run_steps(p, row_t0, mode):
 @pytest.mark.parametrize("generic", [False, True], ids=["cpu-kernel", "aten-composite"])
 @pytest.mark.parametrize("mode", ["int", "per-row", "split"])
 @pytest.mark.parametrize("t0,steps", WINDOWS, ids=WINDOW_IDS)
-def test_step_op_ticks_match_python_int_oracle(t0, steps, mode, generic, monkeypatch):
-    if generic:
-        monkeypatch.setenv("CWRNN_STEP_GENERIC", "1")  # what the CUDA build runs
+def test_step_op_ticks_match_python_int_oracle(t0, steps, mode, generic):
+    op = torch.ops.cwrnn_ext._generic_step if generic else None  # the composite: what the CUDA build runs
     p = problem(steps, seed=steps + 1)
     # Rows of one batch at different clocks (none past 2**63 - 1), except for the int mode.
     row_t0 = [t0] * B if mode == "int" else [t0 - 7 * b for b in range(B)]
     expected, ticks = oracle(p, row_t0)
     with torch.no_grad():
-        got = run_steps(p, row_t0, mode)
+        got = run_steps(p, row_t0, mode, op)
     assert_close(got, expected, what=f"{mode} t0={row_t0}")
     assert_ticks(got, p["h0"], ticks, f"{mode} t0={row_t0}")
 
@@ -182,10 +183,10 @@ def test_raw_forward_op_refuses_clocks_past_the_last(forward_path):
     assert_close(output, oracle(p, [INT64_MAX - 3] * B)[0], what=forward_path)
 
 
-def step_op(t, clocks, seed=0):
+def step_op(t, clocks, seed=0, op=None):
+    """The step op (or `op`, of its schema) at clock t + clocks on one step of a problem."""
     p = problem(1, seed=seed)
-    return p, torch.ops.cwrnn_ext.step(p["x"][0], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"],
-                                       PERIODS, SIZES, t, clocks, "tanh")
+    return p, (op or torch.ops.cwrnn_ext.step)(p["x"][0], p["h0"], p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], PERIODS, SIZES, t, clocks, "tanh")
 
 
 def test_step_op_refuses_t_plus_clocks_past_the_last_on_cpu():
@@ -197,20 +198,10 @@ def test_step_op_refuses_t_plus_clocks_past_the_last_on_cpu():
 def test_step_composite_takes_clocks_past_the_last_exactly():
     """The ATen composite (CUDA's step) cannot read the clocks back without stalling the GPU, so it
     does not refuse them: it compares residues, which is exact for any t + clocks. The issue's
-    clock 2**63 + 1: the period-(2**63 - 1) module holds there, and ticks at 2**63 - 1.
-    CWRNN_STEP_GENERIC=1 selects the composite on the CPU, read once per process: this test runs
-    itself again in a process of its own with it set."""
-    if os.environ.get("CWRNN_STEP_GENERIC") != "1":
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), CWRNN_STEP_GENERIC="1")
-        here = os.path.abspath(__file__)
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                               f"{here}::test_step_composite_takes_clocks_past_the_last_exactly"],
-                              env=env, capture_output=True, text=True, cwd=os.path.dirname(here), timeout=600)
-        assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
-        return
+    clock 2**63 + 1: the period-(2**63 - 1) module holds there, and ticks at 2**63 - 1."""
     t = INT64_MAX - 1
     clocks = [3, 0, INT64_MAX]  # row clocks 2**63 + 2, 2**63 - 2, 2**64 - 3
-    p, got = step_op(t, torch.tensor(clocks))
+    p, got = step_op(t, torch.tensor(clocks), op=torch.ops.cwrnn_ext._generic_step)
     expected, ticks = oracle(dict(p, x=p["x"][:1]), [t + c for c in clocks])
     assert_close(got, expected[0], what="composite past the last clock")
     assert_ticks(got[None], p["h0"], ticks, "composite past the last clock")

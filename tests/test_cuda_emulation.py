@@ -1,5 +1,5 @@
-"""The CUDA recurrence kernels' source, run on the CPU against the CPU recurrences
-(tests/cuda_emulation: each CUDA thread a fiber, switching at __syncthreads and shuffles to a random
+"""The CUDA recurrence kernels' source, run on the CPU against the plain reference recurrences
+(csrc/generic/plain_recurrence.h; tests/cuda_emulation: each CUDA thread a fiber, switching at __syncthreads and shuffles to a random
 other one, the blocks of a launch on concurrent OS threads). Needs no GPU: it checks the kernels'
 indexing, semantics, barriers and shuffles at production block sizes wherever a C++20 compiler is
 available. What only a GPU can show is in test_cuda.py and benchmarks/gpu/cuda_check.sh.
@@ -29,8 +29,7 @@ END_OF_TICK_BARRIERS = ["    __syncthreads();  // the end of the tick", "    __s
 def _command(csrc: Path, binary: Path, *flags: str) -> list:
     includes = [f"-I{cpp_extension.include_paths()[0]}", f"-I{csrc}"]
     return [CXX, "-std=c++20", "-pthread", "-fno-strict-aliasing", "-Wall", "-Wno-unknown-pragmas", *flags,
-            *includes, str(ROOT / "tests" / "cuda_emulation" / "emulate_kernels.cpp"),
-            str(csrc / "cpu" / "kernels_baseline.cpp"), "-o", str(binary)]
+            *includes, str(ROOT / "tests" / "cuda_emulation" / "emulate_kernels.cpp"), "-o", str(binary)]
 
 
 def _without_end_of_tick_barriers(directory: Path) -> Path:
@@ -80,7 +79,7 @@ def _covered(stdout: str) -> dict:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"covered: (.+): (\d+)", stdout)}
 
 
-def test_kernels_match_cpu_recurrences(builds):
+def test_kernels_match_plain_recurrences(builds):
     cases = os.environ.get("CWRNN_EMULATION_CASES", "40")
     result = _run(builds["emulator"], cases, "1")
     assert result.returncode == 0 and result.stdout.rstrip().endswith("OK"), result.stdout[-4000:]

@@ -219,7 +219,7 @@ def test_half_criterion_is_meaningful():
 @pytest.mark.parametrize("layout", LAYOUTS, ids=LAYOUT_IDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_generic_schedule(dtype, layout, t0, nonlinearity):
-    """The device-generic schedule (csrc/module_major.cpp, the one the CUDA backend runs: held
+    """The device-generic schedule (csrc/generic/module_major.cpp, the one the CUDA backend runs: held
     terms added inside the recurrence, deltas summed per held value), run on the CPU through its
     test ops, against the CPU's own schedule (checked against the reference above): outputs and
     every gradient, with lengths."""

@@ -1,5 +1,5 @@
 """Guards, runnable without a GPU, against reintroducing host synchronisation into the
-schedule that the CUDA kernels share (csrc/module_major.cpp). On a GPU, tests/test_cuda.py checks
+code that the CUDA kernels share (csrc/generic/module_major.cpp, step_generic.cpp). On a GPU, tests/test_cuda.py checks
 the real thing: forward and backward under torch.cuda.set_sync_debug_mode("error") and captured
 in a CUDA graph."""
 import re
@@ -12,7 +12,8 @@ from torch.profiler import ProfilerActivity, profile
 import cwrnn_ext
 
 ROOT = Path(__file__).resolve().parent.parent
-SCHEDULE_SOURCES = [ROOT / "csrc" / "module_major.cpp", *sorted((ROOT / "csrc" / "cuda").glob("*.cpp"))]
+SCHEDULE_SOURCES = [ROOT / "csrc" / "generic" / "module_major.cpp", ROOT / "csrc" / "generic" / "step_generic.cpp",
+                    *sorted((ROOT / "csrc" / "cuda").glob("*.cpp"))]
 
 # Ops that copy between host and device or read a device value on the host.
 SYNCING_OPS = {"aten::item", "aten::_local_scalar_dense", "aten::to", "aten::_to_copy", "aten::lift_fresh",

@@ -25,7 +25,7 @@ backward_op = torch.ops.cwrnn_ext.backward
 BAD_SIZES = ["-1", "abc", "1e3", "99999999999999999999", "8796093022208", "", " 64", "64 ", "+64", "64MB", "0x10"]
 BAD_FLAGS = ["2", "-1", "yes", "true", "", " 1", "1 ", "01"]
 SETTINGS = {"CWRNN_OUTPUT_CACHE_MB": BAD_SIZES, "CWRNN_WORKSPACE_CACHE_MB": BAD_SIZES,
-            "CWRNN_HUGE_PAGES": BAD_FLAGS, "CWRNN_STEP_GENERIC": BAD_FLAGS}
+            "CWRNN_HUGE_PAGES": BAD_FLAGS}
 
 
 def environment(**settings):
@@ -52,7 +52,6 @@ name, bad, good = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 x = torch.randn(8, 4, 3); hx = torch.zeros(4, 16); w_ih = torch.randn(16, 3); w_hh = torch.randn(16, 16)
 calls = {
     "forward": lambda: torch.ops.cwrnn_ext.forward(x, hx, w_ih, w_hh, None, [1, 2], [8, 8], 0, "tanh", None),
-    "step": lambda: torch.ops.cwrnn_ext.step(x[0], hx, w_ih, w_hh, None, None, [1, 2], [8, 8], 0, None, "tanh"),
     "memory_stats": cwrnn_ext.memory_stats,
 }
 report = {}
@@ -66,7 +65,7 @@ for value in bad:
             report[f"{value!r} {call_name}"] = str(error)
 os.environ[name] = good
 stats = cwrnn_ext.memory_stats()
-calls["forward"](); calls["step"]()
+calls["forward"]()
 os.environ[name] = "abc"
 report["after good"] = (stats, cwrnn_ext.memory_stats(), calls["forward"]()[0].shape[0])
 print(json.dumps(report))
@@ -76,14 +75,14 @@ print(json.dumps(report))
 @pytest.mark.parametrize("name", sorted(SETTINGS))
 def test_bad_values_are_refused_with_the_variable_named(name):
     bad = SETTINGS[name]
-    good = "1" if name in ("CWRNN_HUGE_PAGES", "CWRNN_STEP_GENERIC") else "3"
+    good = "1" if name == "CWRNN_HUGE_PAGES" else "3"
     env = environment(**{name: bad[0]})
     result = subprocess.run([sys.executable, "-c", REFUSAL_SCRIPT, name, json.dumps(bad), good], env=env,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     for value in bad:
-        for call_name in ("forward", "step", "memory_stats"):
+        for call_name in ("forward", "memory_stats"):
             message = report[f"{value!r} {call_name}"]
             assert message is not None, f"{name}={value!r}: {call_name} was not refused"
             assert f"{name}='{value}'" in message, f"{name}={value!r}: {call_name} raised {message!r}"
@@ -102,7 +101,7 @@ def test_defaults_and_accepted_values():
     default = json.loads(run_python(script))
     assert default["pool.limit_bytes"] == 64 * MIB and default["workspace.limit_bytes"] == 64 * MIB
     chosen = json.loads(run_python(script, CWRNN_OUTPUT_CACHE_MB="0", CWRNN_WORKSPACE_CACHE_MB="0128",
-                                   CWRNN_HUGE_PAGES="0", CWRNN_STEP_GENERIC="0"))
+                                   CWRNN_HUGE_PAGES="0"))
     assert chosen["pool.limit_bytes"] == 0 and chosen["workspace.limit_bytes"] == 128 * MIB
 
 

@@ -2,9 +2,6 @@
 value modulo the periods' least common multiple, per-row clocks, held rows, gradients, and the
 time-major sequence op that short sequences take."""
 import math
-import os
-import subprocess
-import sys
 from functools import reduce
 
 import pytest
@@ -122,7 +119,14 @@ def test_unbatched_and_noncontiguous():
         assert_close(got, reference_step(cell, xs.contiguous(), hs.contiguous(), t), what=f"strided t={t}")
 
 
-def check_large_steps(threads):
+def composite_step(cell, x, hx, t):
+    """The step op's ATen composite, the one the CUDA build runs, through its CPU test op; t an int
+    or a tensor of clocks, one per row."""
+    t, clocks = (0, t) if isinstance(t, torch.Tensor) else (t, None)
+    return torch.ops.cwrnn_ext._generic_step(x, hx, *cell_args(cell), t, clocks, cell.nonlinearity)
+
+
+def check_large_steps(threads, run_step=lambda cell, x, hx, t: cell(x, hx, t=t)):
     """Steps large enough for the kernel to split across threads, against the reference."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -133,8 +137,8 @@ def check_large_steps(threads):
             x, hx = random_state(B, cell, F64, seed=B)
             clocks = torch.arange(B) * 3 + 1
             for t in range(8):
-                assert_close(cell(x, hx, t=t), reference_step(cell, x, hx, t), what=f"B={B} t={t}")
-                got = cell(x, hx, t=clocks + t)
+                assert_close(run_step(cell, x, hx, t), reference_step(cell, x, hx, t), what=f"B={B} t={t}")
+                got = run_step(cell, x, hx, clocks + t)
                 for b in range(B):
                     assert_close(got[b], reference_step(cell, x[b:b + 1], hx[b:b + 1], t + int(clocks[b]))[0],
                                  what=f"per-row B={B} t={t} row {b}")
@@ -147,19 +151,10 @@ def test_large_steps_threads(threads):
     check_large_steps(threads)
 
 
-def test_large_steps_aten_composite():
-    """The same steps through the ATen composite that the CUDA build runs, checked here on the CPU:
-    CWRNN_STEP_GENERIC=1 selects it, read once per process, so in a process of its own."""
-    script = ("import sys; sys.path[:0] = [sys.argv[1]]\n"
-              "import test_step\n"
-              "for threads in (1, 2):\n"
-              "    test_step.check_large_steps(threads)\n"
-              "print('checked')\n")
-    tests_dir = os.path.dirname(os.path.abspath(__file__))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path), CWRNN_STEP_GENERIC="1")
-    result = subprocess.run([sys.executable, "-c", script, tests_dir], env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0 and result.stdout.strip() == "checked", result.stderr[-3000:]
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_steps_aten_composite(threads):
+    """The same steps through the ATen composite that the CUDA build runs, checked here on the CPU."""
+    check_large_steps(threads, composite_step)
 
 
 def test_empty_batch_and_no_input():

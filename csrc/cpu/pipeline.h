@@ -10,7 +10,7 @@
 #include <thread>
 #include <vector>
 
-#include "../module_major.h"
+#include "../generic/module_major.h"
 #include "recurrence.h"
 #include "schedule_cpu.h"
 #include "threads.h"

@@ -3,7 +3,7 @@
 // gradients) is done in large GEMMs by the caller. Batch rows are independent, so each thread owns
 // a range of rows and runs all ticks without synchronising.
 //
-// T is the storage type of the layer's tensors (out, pre, h0, grad_output), A the type the
+// T is the storage type of the layer's tensors (input, out, h0, grad_output), A the type the
 // recurrence computes and keeps its state in: T itself for float32 and float64; float32 for
 // bfloat16 and float16 on the CPU (half storage, float32 arithmetic, rounded only where stored).
 #pragma once
@@ -43,17 +43,14 @@ struct HeldSink {
   int64_t first, period;
 };
 
-// Forward: h_n = f(pre_n + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n sums the slower
-// groups' held terms read at this tick; written into `out` at the step of tick n only (the steps
-// it is held, and h0 before the first tick, are left to fill_held_rows).
+// Forward: h_n = f(W_ih x_{s_n} + bias + held_n + W_ii h_{n-1}) from h_{-1} = h0, where held_n
+// sums the slower groups' held terms read at this tick; written into `out` at the step of tick n
+// only (the steps it is held, and h0 before the first tick, are left to fill_held_rows).
 //   h0: (B, H)   out: (T, B, H)
-// The pre-activations pre_n = W_ih x_{s_n} + bias come either ready-made, `pre` (ticks, B, size)
-// contiguous (the generic schedule), or, when `pre` is null, are computed at each tick from
-// `input` (the CPU schedule: no GEMM, no pre-activation buffer, and at small batches the
-// projection fills the cycles in which the tick waits on its previous state).
+// The input projection is computed at each tick from `input`: no GEMM, no pre-activation buffer,
+// and at small batches it fills the cycles in which the tick waits on its previous state.
 template <typename T, typename A = T>
 struct ForwardRecurrence : GroupRecurrence<T, A> {
-  const T* pre = nullptr;
   const T* input = nullptr;      // (T, B, input_size) contiguous
   int64_t input_size = 0;
   const A* weight_ih_t = nullptr;  // (input_size, size): the group's columns of W_ih^T, rows
@@ -79,7 +76,7 @@ struct ForwardRecurrence : GroupRecurrence<T, A> {
 };
 
 // The gradient reaching each state from outside the group's own recurrence, read where it lies
-// (the CPU schedule's alternative to a (T + 1, B, H) grad_state buffer). Null pointers are zeros.
+// (no (T + 1, B, H) buffer of it is assembled). Null pointers are zeros.
 template <typename T, typename A = T>
 struct UpstreamGradient {
   const T* output = nullptr;  // grad_output (T, B, H) with these element strides
@@ -90,16 +87,13 @@ struct UpstreamGradient {
 };
 
 // Backward, from the last tick to the first:
-//   dh_n    = sum of grad_state over the steps h_n is held + W_ii^T delta_{n+1}
+//   dh_n    = `upstream` summed over the states after the steps h_n is held + W_ii^T delta_{n+1}
 //   delta_n = dh_n * f'(.)
-//   grad_h0 = sum of grad_state before the first tick (row 0 is h0 itself) + W_ii^T delta_0
-// grad_state: (T + 1, B, H), row s + 1 is the gradient reaching the state after step s; if null,
-// `upstream` gives the same sums.
+//   grad_h0 = `upstream` for h0 and the states held before the first tick + W_ii^T delta_0
 //   delta: (ticks, B, size) out     grad_h0: (B, H) out (only the group's columns are written)
 template <typename T, typename A = T>
 struct BackwardRecurrence : GroupRecurrence<T, A> {
   const T* out;
-  const T* grad_state = nullptr;
   UpstreamGradient<T, A> upstream;
   A* delta;
   A* grad_h0;

@@ -223,7 +223,7 @@ template <typename T, typename A>
 __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<T, A>& p, int64_t b0,
                                                         int64_t b1) {
   const int64_t k = p.size, B = p.batch, H = p.hidden, I = p.input_size, rows = b1 - b0;
-  const bool project = p.pre == nullptr && I > 0;  // pre-activations computed here from the input
+  const bool project = I > 0;
   const Block<A> diag{p.diag, p.diag_stride > 0 ? p.diag_stride : k, k, k};
   const Block<A> projection{p.weight_ih_t, p.weight_ih_stride, I, k};
   const Block<A> column{p.column_t, p.column_stride, k, p.begin};
@@ -259,11 +259,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     // prefetcher already follows; the hints only cost instructions there (about 5% at B = 1).
     if (n + 1 < n1 && rows > 1) {
       for (int64_t b = b0; b < b1; ++b) {
-        if (project) {
-          prefetch_row<T>(row_address(p.input, (s + p.period) * B + b, I, 0), I);
-        } else if (p.pre != nullptr) {
-          prefetch_row<T>(row_address(p.pre, (n + 1) * B + b, k, 0), k);
-        }
+        if (project) prefetch_row<T>(row_address(p.input, (s + p.period) * B + b, I, 0), I);
         for (int64_t j = 0; j < p.num_held; ++j)  // the value read next tick, or the one after
           prefetch_row<A>(row_address(p.held[j].values, (held_value[j] + 1) * B + b, p.held[j].width, p.begin), k);
       }
@@ -271,9 +267,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
     for (int64_t tile = 0; tile < rows; tile += kRowTile) {
       const int64_t tile_rows = std::min(kRowTile, rows - tile);
       for (int64_t r = tile; r < tile + tile_rows; ++r) {
-        if (p.pre != nullptr) {
-          convert(acc[r], p.pre + (n * B + b0 + r) * k, k);
-        } else if (p.bias != nullptr) {
+        if (p.bias != nullptr) {
           copy_row(acc[r], p.bias, k);
         } else {
           std::fill(acc[r], acc[r] + k, A(0));
@@ -379,12 +373,7 @@ __attribute__((always_inline)) inline void backward_rows(const BackwardRecurrenc
   auto gather = [&](int64_t from, int64_t to, int64_t m) {
     for (int64_t r = 0; r < rows; ++r) {
       copy_row(dh[r], carry[r], k);
-      if (p.grad_state != nullptr) {  // row s + 1 = state after step s; row 0 = h0
-        for (int64_t row = m == 0 ? 0 : from + 1; row <= to; ++row)
-          add_row(dh[r], p.grad_state + (row * B + b0 + r) * H + p.begin, k);
-      } else {
-        add_upstream(p.upstream, p, b0 + r, from, to, m, dh[r]);
-      }
+      add_upstream(p.upstream, p, b0 + r, from, to, m, dh[r]);
     }
   };
   std::vector<int64_t> held_value(p.num_sinks);  // per slower group, the value read at this tick

@@ -28,12 +28,6 @@ int64_t forward_macs(const std::vector<GroupTicks>& groups, int64_t batch, int64
 }
 
 template <typename T, typename A>
-void run_forward(const ForwardRecurrence<T, A>& p) {
-  at::parallel_for(0, p.batch, policy::kMinRowsPerThread,
-                   [&](int64_t b0, int64_t b1) { run_forward_recurrence(p, b0, b1); });
-}
-
-template <typename T, typename A>
 void run_backward(const BackwardRecurrence<T, A>& p) {
   // Rows of a sink belong to batch rows, so threads owning disjoint batch rows never collide.
   at::parallel_for(0, p.batch, policy::kMinRowsPerThread,
@@ -47,21 +41,6 @@ std::vector<HeldRowsGroup> held_rows_groups(const std::vector<GroupTicks>& group
   return result;
 }
 
-void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<GroupTicks>& groups) {
-  const int64_t T = out.size(0), B = out.size(1), H = out.size(2);
-  if (T == 0 || B == 0) return;
-  const std::vector<HeldRowsGroup> held = held_rows_groups(groups);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kBFloat16, at::kHalf, out.scalar_type(), "cwrnn_fill_held", [&] {
-    const HeldRows<scalar_t> rows{T, B, H, held.data(), static_cast<int64_t>(held.size()),
-                                  rows_of<scalar_t>(h0), mutable_rows_of<scalar_t>(out)};
-    at::parallel_for(0, T, policy::kMinStepsPerTask, [&](int64_t s0, int64_t s1) { fill_held_rows(rows, s0, s1, 0, B); });
-  });
-}
-
-template void run_forward(const ForwardRecurrence<float>&);
-template void run_forward(const ForwardRecurrence<double>&);
-template void run_forward(const ForwardRecurrence<c10::BFloat16, float>&);
-template void run_forward(const ForwardRecurrence<c10::Half, float>&);
 template void run_backward(const BackwardRecurrence<float>&);
 template void run_backward(const BackwardRecurrence<double>&);
 template void run_backward(const BackwardRecurrence<c10::BFloat16, float>&);

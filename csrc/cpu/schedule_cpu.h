@@ -1,4 +1,4 @@
-// The module-major schedule as the CPU runs it (the generic one is ../module_major.h).
+// The module-major schedule as the CPU runs it (the generic one is ../generic/module_major.h).
 //
 // Same arithmetic, arranged to allocate, touch and synchronise as little as possible, since in a
 // plain process every freshly mapped page costs a fault on first touch:
@@ -19,7 +19,7 @@
 #include <tuple>
 #include <vector>
 
-#include "../module_major.h"
+#include "../generic/module_major.h"
 #include "forward_path.h"
 #include "recurrence.h"
 
@@ -59,14 +59,8 @@ T* mutable_rows_of(const at::Tensor& t) {
 // The groups' columns and ticks as fill_held_rows takes them.
 std::vector<HeldRowsGroup> held_rows_groups(const std::vector<GroupTicks>& groups);
 
-// The rows of out at which the groups do not tick (recurrence.h, fill_held_rows), steps spread over
-// the intra-op threads. h0 (B, H) contiguous, out (T, B, H) contiguous.
-void fill_held(const at::Tensor& out, const at::Tensor& h0, const std::vector<GroupTicks>& groups);
-
-// One group's recurrence over the whole batch, batch rows spread over the intra-op threads (the
-// generic schedule's CPU backend; the CPU forward runs all groups in one region of its own).
-template <typename T, typename A>
-void run_forward(const ForwardRecurrence<T, A>& p);
+// One group's backward recurrence over the whole batch, batch rows spread over the intra-op threads
+// (the forward runs all groups in one parallel region of its own: pipeline.h).
 template <typename T, typename A>
 void run_backward(const BackwardRecurrence<T, A>& p);
 

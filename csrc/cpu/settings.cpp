@@ -47,7 +47,6 @@ const Settings& settings() {
       mebibytes("CWRNN_OUTPUT_CACHE_MB", 64),
       mebibytes("CWRNN_WORKSPACE_CACHE_MB", 64),
       flag("CWRNN_HUGE_PAGES", true),
-      flag("CWRNN_STEP_GENERIC", false),
   };
   return parsed;
 }

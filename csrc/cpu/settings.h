@@ -16,7 +16,6 @@ struct Settings {
   size_t output_cache_bytes;     // CWRNN_OUTPUT_CACHE_MB (64): unused pooled results kept; 0: no pool
   size_t workspace_cache_bytes;  // CWRNN_WORKSPACE_CACHE_MB (64): idle workspace kept, all threads together
   bool huge_pages;               // CWRNN_HUGE_PAGES (1): ask for transparent huge pages for pooled blocks
-  bool step_generic;             // CWRNN_STEP_GENERIC (0): the CPU step runs the ATen composite CUDA uses
 };
 
 const Settings& settings();

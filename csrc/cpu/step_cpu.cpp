@@ -9,9 +9,7 @@
 
 #include "../schedule.h"
 #include "../step_arguments.h"
-#include "../step_generic.h"
 #include "entry_checks.h"
-#include "settings.h"
 #include "step_rows.h"
 
 namespace cwrnn {
@@ -19,9 +17,6 @@ namespace {
 
 using at::Tensor;
 
-// CWRNN_STEP_GENERIC=1 runs the ATen composite that CUDA uses, so that the tests can check it on
-// the CPU (no GPU is needed to find its mistakes).
-bool use_generic() { return settings().step_generic; }
 
 Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
                 const Tensor& weight_hh, const std::optional<Tensor>& bias_ih,
@@ -31,9 +26,6 @@ Tensor step_cpu(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
   check_cpu_call(KernelOp::kStep, input);
   check_step_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, t, clocks);
   const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
-  if (use_generic())
-    return step_generic(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes, t,
-                        clocks, relu);
   const int64_t B = input.size(0), H = weight_hh.size(0);
   const auto groups = make_period_groups(periods, module_sizes, H);
   const Tensor x = rows_contiguous(input), h = rows_contiguous(hx);

@@ -25,8 +25,8 @@
 #include <initializer_list>
 #include <utility>
 
+#include "../generic/module_major.h"
 #include "../kernel_dtypes.h"
-#include "../module_major.h"
 #include "recurrence_cuda.h"
 
 namespace cwrnn {

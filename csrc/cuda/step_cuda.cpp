@@ -2,14 +2,14 @@
 // composite of step_generic.cpp (a few cuBLAS GEMMs and elementwise kernels per active group) on the current stream, without host syncs: per-row
 // clocks are compared on the device. A fused kernel (one launch per step) would cut the launch
 // count; this composite is what exists today, and it has only been compiled, never run on a GPU
-// here (the tests check the same composite on the CPU with CWRNN_STEP_GENERIC=1).
+// here (the tests check the same composite on the CPU through the test op _generic_step).
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include "../kernel_dtypes.h"
 #include "../schedule.h"
 #include "../step_arguments.h"
-#include "../step_generic.h"
+#include "../generic/step_generic.h"
 
 namespace cwrnn {
 namespace {

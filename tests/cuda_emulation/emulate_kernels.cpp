@@ -1,6 +1,6 @@
 // Runs the CUDA recurrence kernels' own source (csrc/cuda/recurrence_kernels.cuh) on the CPU
-// (emulated_cuda.h) and compares them with the CPU recurrences (the baseline build of csrc/cpu/recurrence_kernels.h): first
-// the shapes production uses (H100 numbers: 132 SMs, 227 KB of shared memory, 512-thread blocks,
+// (emulated_cuda.h) and compares them with the plain recurrences of csrc/generic/plain_recurrence.h
+// (the generic schedule's reference backend, sums in double): first the shapes production uses (H100 numbers: 132 SMs, 227 KB of shared memory, 512-thread blocks,
 // the g=8 layouts of H=256 and H=1024, the shared-memory boundary at k=240), then random
 // problems, with the held terms of slower groups (forward) and their sums (backward).
 //
@@ -25,9 +25,8 @@
 #include <string>
 #include <vector>
 
-#include "cpu/isa_dispatch.h"
-#include "cpu/recurrence.h"
 #include "cuda/recurrence_kernels.cuh"
+#include "generic/plain_recurrence.h"
 
 namespace {
 
@@ -119,7 +118,7 @@ constexpr bool has_backward = std::is_same_v<scalar_t, float> || std::is_same_v<
 template <typename scalar_t>
 double tolerance() {
   if constexpr (std::is_same_v<scalar_t, double>) return 1e-12;
-  if constexpr (std::is_same_v<scalar_t, float>) return 2e-5;  // CPU float tanh is a rational approximation
+  if constexpr (std::is_same_v<scalar_t, float>) return 2e-5;  // float32 sums against double ones
   if constexpr (std::is_same_v<scalar_t, c10::Half>) return 2e-3;  // output rounding (2^-11) + float32 noise
   return 8e-3;                                                      // bfloat16: 2^-8
 }
@@ -156,7 +155,7 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
   const int64_t ticks = tick_count(c.T, c.first, c.period);
   const int num_held = static_cast<int>(c.held.size());
 
-  // Values rounded to scalar_t, the same numbers for the kernel (scalar_t) and the CPU (ref_t).
+  // Values rounded to scalar_t, the same numbers for the kernel (scalar_t) and the reference (ref_t).
   auto random_values = [&](size_t n, double scale, std::vector<scalar_t>* mine, std::vector<ref_t>* ref) {
     mine->resize(n);
     ref->resize(n);
@@ -223,22 +222,15 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
   Guarded<ref_t> out_ref(out_size, sentinel);
   Guarded<scalar_t> out(out_size, static_cast<scalar_t>(float(sentinel)));
   {
-    std::vector<cwrnn::HeldSource<ref_t>> sources;
+    std::vector<cwrnn::plain::Held<ref_t>> sources;
     for (int j = 0; j < num_held; ++j)
       sources.push_back({held_ref[j].data(), c.held[j].width, c.held[j].first, c.held[j].period});
-    cwrnn::ForwardRecurrence<ref_t> p;
+    cwrnn::plain::Group<ref_t> p;
     fill_group(p);
     p.diag = diag_t_ref.data();
-    p.pre = pre_ref.data();
-    p.h0 = h0_ref.data();
-    p.out = out_ref.ptr();
     p.held = sources.data();
     p.num_held = num_held;
-    cwrnn::baseline::run_forward_recurrence(p, 0, c.B);
-    // The CPU recurrence writes the tick rows only; the held rows are a pass of their own.
-    const cwrnn::HeldRowsGroup group{c.begin, c.k, c.first, c.period, ticks};
-    cwrnn::baseline::fill_held_rows(cwrnn::HeldRows<ref_t>{c.T, c.B, c.H, &group, 1, h0_ref.data(), out_ref.ptr()},
-                          0, c.T, 0, c.B);
+    cwrnn::plain::forward<double>(p, pre_ref.data(), h0_ref.data(), out_ref.ptr());
   }
   if (c.T > 0) {
     cwrnn::cuda::ForwardParams<scalar_t> p;
@@ -258,7 +250,7 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
   if (!out.guards_intact()) fail("forward " + label + ": write outside out");
 
   if constexpr (has_backward<scalar_t>) {
-    // ---- backward, from the CPU forward's output; the sums start from random values ----
+    // ---- backward, from the reference forward's output; the sums start from random values ----
     std::vector<scalar_t> grad_state, diag, unused;
     std::vector<ref_t> grad_state_ref, diag_ref;
     random_values(static_cast<size_t>((c.T + 1) * c.B * c.H), 1.0, &grad_state, &grad_state_ref);
@@ -273,18 +265,14 @@ void run_case(const Case& c, std::mt19937_64& rng, const char* dtype, uint64_t s
     Guarded<scalar_t> delta(delta_size, sentinel), delta_ref(delta_size, sentinel);
     Guarded<scalar_t> grad_h0(h0_size, sentinel), grad_h0_ref(h0_size, sentinel);
     {
-      std::vector<cwrnn::HeldSink<scalar_t>> sinks;
+      std::vector<cwrnn::plain::Held<scalar_t>> sinks;
       for (int j = 0; j < num_held; ++j) sinks.push_back({sums_ref[j].ptr(), c.held[j].width, c.held[j].first, c.held[j].period});
-      cwrnn::BackwardRecurrence<scalar_t> p;
+      cwrnn::plain::Group<scalar_t> p;
       fill_group(p);
       p.diag = diag.data();
-      p.out = out_ref.ptr();
-      p.grad_state = grad_state.data();
-      p.delta = delta_ref.ptr();
-      p.grad_h0 = grad_h0_ref.ptr();
-      p.sinks = sinks.data();
-      p.num_sinks = num_held;
-      cwrnn::baseline::run_backward_recurrence(p, 0, c.B);
+      p.held = sinks.data();
+      p.num_held = num_held;
+      cwrnn::plain::backward<double>(p, out_ref.ptr(), grad_state.data(), delta_ref.ptr(), grad_h0_ref.ptr());
     }
     {
       cwrnn::cuda::BackwardParams<scalar_t> p;

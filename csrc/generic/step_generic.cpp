@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "schedule.h"
+#include "../schedule.h"
 
 namespace cwrnn {
 namespace {

@@ -18,7 +18,7 @@
 #include <tuple>
 #include <vector>
 
-#include "schedule.h"
+#include "../schedule.h"
 
 namespace cwrnn {
 
