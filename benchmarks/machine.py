@@ -22,7 +22,7 @@ import torch
 
 import cwrnn_ext
 
-from .configs import record_config_key
+from .configs import CONFIG_FIELDS
 
 # --capability NAME: the environment every process of the run gets, so that torch's own kernels
 # (ATEN_CPU_CAPABILITY), MKL and oneDNN all stop at the same instruction set.
@@ -193,6 +193,6 @@ def busy_note(loads: List[dict], threads: int) -> Optional[str]:
 
 def config_loads(records: List[dict]) -> List[dict]:
     """The load measured during each configuration (all its records carry the same)."""
-    return list({record_config_key(r): {"other_cores": r["other_cores"], "load_1min": r["load_1min"],
+    return list({tuple(r.get(name) for name in CONFIG_FIELDS): {"other_cores": r["other_cores"], "load_1min": r["load_1min"],
                                         "busy": r["load_busy"], "threshold": r["load_threshold"]}
                  for r in records}.values())

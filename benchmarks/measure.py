@@ -32,7 +32,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import cwrnn_ext  # noqa: E402,F401 - imported once in the fork server, not in every process
 
-from .configs import Config  # noqa: E402
+from .configs import Config, Timing  # noqa: E402
 from .machine import cpu_capabilities  # noqa: E402
 from .models import BenchModel, build_models, trainable  # noqa: E402
 
@@ -81,15 +81,8 @@ class Task:
     model: str
     pass_name: str
     threads: int
-    min_run_time: float  # total seconds of timed calls over all rounds ...
-    min_repeats: int     # ... or this many calls if that takes longer ...
-    max_run_time: float  # ... but no more than this
-    rounds: int
+    timing: Timing
     seed: int = 0
-
-    def budget_s(self, one_call_s: float) -> float:
-        """Seconds of timed calls in this round."""
-        return min(max(self.min_run_time, self.min_repeats * one_call_s), self.max_run_time) / self.rounds
 
 
 def run_task(task: Task) -> dict:
@@ -108,9 +101,9 @@ def run_task(task: Task) -> dict:
     faults = minor_faults()
     cold = time_block(fn, 1)
     cold_faults = minor_faults() - faults
-    one_call = cold if cold >= task.max_run_time / task.rounds else time_block(fn, 1)
+    one_call = cold if cold >= task.timing.max_run_time / task.timing.rounds else time_block(fn, 1)
     number = max(1, math.ceil(BLOCK_S / max(one_call, 1e-9)))
-    budget, total, warm = task.budget_s(one_call), 0.0, []
+    budget, total, warm = task.timing.budget_s(one_call), 0.0, []
     faults = minor_faults()
     while not warm or total < budget:
         seconds = time_block(fn, number)
