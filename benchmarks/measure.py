@@ -3,13 +3,11 @@ in the benchmark's own process, the peak memory of one forward+backward call.
 
 Why fresh processes: every model then starts from the heap a plain user script has, with no
 buffers left mapped by the models timed before it (a warm heap hides the first-touch page faults of
-freshly mapped temporaries, which a user's process pays). The processes are forked from a server
-that has imported torch, cwrnn_ext and this module and run nothing else (multiprocessing's
-forkserver), so a fresh process costs milliseconds, not the seconds of importing torch.
+freshly mapped temporaries, which a user's process pays). They are forked from a server that has
+imported torch and cwrnn_ext (multiprocessing's forkserver), so one costs milliseconds.
 
-Wall clock (time.perf_counter). torch.utils.benchmark is not used: importing it imports
-torch.utils.cpp_extension, which warns "No CUDA runtime is found" on every start with a CUDA build
-of torch on a machine without a GPU.
+Wall clock, not torch.utils.benchmark: importing that warns "No CUDA runtime is found" with a CUDA
+build of torch on a machine without a GPU.
 """
 from __future__ import annotations
 
