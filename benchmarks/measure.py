@@ -189,10 +189,17 @@ def summarise(values: List[float]) -> Summary:
     return Summary(median, q1, q3, ordered[0], len(ordered))
 
 
-def peak_memory_bytes(fn: Callable[[], object]) -> Optional[int]:
-    """The most memory one call held at once on top of what was live before it: the profiler's
-    allocation events, in time order, summed (CPU has no peak counter). None if the profiler's
-    internals moved."""
+def peak_memory_mib(model: BenchModel, config: Config, warm_up: bool, seed: int) -> Optional[float]:
+    """The most memory one forward+backward call held at once on top of what was live before it: the
+    profiler's allocation events, in time order, summed (CPU has no peak counter). None if the
+    profiler's internals moved. Measured in the benchmark's own process, not in the measuring ones:
+    the peak is a sum of allocation sizes, which the heap's state does not change, and the profiler
+    costs a second or two to start per process."""
+    torch.manual_seed(seed)
+    fn = pass_fn("forward_backward", model, torch.randn(config.steps, config.batch, config.input_size,
+                                                        dtype=getattr(torch, config.dtype)))
+    if warm_up:  # lazy initialisation is not part of the peak (slow models: one call is plenty)
+        fn()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         result = fn()
     del result
@@ -207,4 +214,4 @@ def peak_memory_bytes(fn: Callable[[], object]) -> Optional[int]:
     for _, nbytes in allocations:
         live += nbytes
         peak = max(peak, live)
-    return peak
+    return peak / 2 ** 20

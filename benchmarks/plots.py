@@ -216,15 +216,15 @@ def plot_targets(axes, groups: List[tuple], records: List[dict]) -> None:
                    bbox_to_anchor=(0.0, 1.01), borderaxespad=0)
 
 
-def plot_subtitle(device_name: str, threads: int, mode: str, capability: Optional[str]) -> str:
-    return (f"{device_name}, float32, {plural(threads, 'thread')}, {mode} mode"
-            + (f", CPU capability {capability}" if capability else ""))
+def write_plots(plan: Plan, result: dict, out_dir: Path, prefix: str) -> List[Path]:
+    """The targets plot and one PNG per sweep axis of a result (a result file's meta, records and
+    targets); returns the paths written."""
+    meta, records = result["meta"], [r for r in result["records"] if r["dtype"] == "float32"]
+    capability = meta.get("cpu_capability", {}).get("kernel")  # files from before it was recorded have none
+    subtitle = (f"{meta['device_name']}, float32, {plural(meta['threads'], 'thread')}, {meta['mode']} mode"
+                + (f", CPU capability {capability}" if capability else ""))
+    busy = busy_note(config_loads(records), meta["threads"])
 
-
-def write_plots(plan: Plan, records: List[dict], out_dir: Path, prefix: str, subtitle: str,
-                busy: Optional[str], minima: Dict[str, Optional[float]]) -> List[Path]:
-    """The targets plot (`minima`: target key -> required speed-up or None) and one PNG per sweep
-    axis; returns the paths written."""
     def save(fig, title: str, name: str) -> Path:
         fig.suptitle(f"{title}\n{subtitle}" + (f"\nBUSY MACHINE: {busy}" if busy else ""), fontsize=10,
                      color="tab:red" if busy else "black")
@@ -233,7 +233,7 @@ def write_plots(plan: Plan, records: List[dict], out_dir: Path, prefix: str, sub
         plt.close(fig)
         return out_dir / f"{prefix}_{name}.png"
 
-    groups = target_groups(plan, records, minima)
+    groups = target_groups(plan, records, {t["key"]: t["minimum"] for t in result.get("targets") or ()})
     fig, axes = plt.subplots(2, 1, figsize=(max(11, 1.9 * len(groups)), 9))
     plot_targets(axes, groups, records)
     extras = " and extra rows (no target)" if len(groups) > len(plan.targets) else ""
@@ -263,15 +263,11 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out", metavar="DIR",
                         help="folder for the PNGs (default: benchmarks/out/, which git ignores)")
     args = parser.parse_args(argv)
-    payload = json.loads(args.json.read_text())
-    meta, records = payload["meta"], [r for r in payload["records"] if r["dtype"] == "float32"]
+    result = json.loads(args.json.read_text())
+    meta = result["meta"]
+    mode = meta["mode"] if "cpu_capability" in meta else FORMER_MODES.get(meta["mode"], meta["mode"])
     args.out.mkdir(parents=True, exist_ok=True)
-    capability = meta.get("cpu_capability", {}).get("kernel")
-    mode = meta["mode"] if capability else FORMER_MODES.get(meta["mode"], meta["mode"])
-    subtitle = plot_subtitle(meta["device_name"], meta["threads"], meta["mode"], capability)
-    busy = busy_note(config_loads(records), meta["threads"])
-    minima = {t["key"]: t["minimum"] for t in payload.get("targets") or ()}
-    for path in write_plots(PLANS[mode], records, args.out, f"{args.json.stem}_float32", subtitle, busy, minima):
+    for path in write_plots(PLANS[mode], result, args.out, f"{args.json.stem}_float32"):
         print(path)
     return 0
 

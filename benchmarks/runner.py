@@ -13,7 +13,7 @@ import torch
 
 from .configs import MODEL_LABELS, MODEL_NAMES, PASSES, Config, Plan
 from .machine import LoadMeter
-from .measure import FreshProcesses, Task, pass_fn, peak_memory_bytes, summarise
+from .measure import FreshProcesses, Task, peak_memory_mib, summarise
 from .models import CLOCKWORK_MODELS, build_models
 from .work import srn_macs, work_ratio
 
@@ -168,18 +168,6 @@ def run_config(planned: Planned, plan: Plan, threads: int, capability: str, proc
             records.append(record)
     add_ratios(records, config)
     return records
-
-
-def peak_memory_mib(model, config: Config, warm_up: bool, seed: int) -> Optional[float]:
-    """Measured here, not in the measuring processes: the peak is a sum of allocation sizes, which
-    the heap's state does not change, and the profiler costs a second or two to start per process."""
-    torch.manual_seed(seed)
-    input = torch.randn(config.steps, config.batch, config.input_size, dtype=getattr(torch, config.dtype))
-    fn = pass_fn("forward_backward", model, input)
-    if warm_up:  # lazy initialisation is not part of the peak (slow models: one call is plenty)
-        fn()
-    peak = peak_memory_bytes(fn)
-    return None if peak is None else peak / 2 ** 20
 
 
 def combine(rounds: List[dict]) -> dict:

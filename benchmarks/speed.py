@@ -128,10 +128,9 @@ def measure_plan(args, run: Run) -> List[Path]:
     busy = busy_note(config_loads(run.records), args.threads)
     pngs = []
     if importlib.util.find_spec("matplotlib") is not None:
-        from .plots import plot_subtitle, write_plots  # matplotlib is only needed here
-        pngs = write_plots(plan, run.records, args.out, f"{run.json_path.stem}_float32",
-                           plot_subtitle(cpu_model(), args.threads, plan.mode, capability), busy,
-                           {t["key"]: t["minimum"] for t in run.targets})
+        from .plots import write_plots  # matplotlib is only needed here
+        pngs = write_plots(plan, {"meta": run.meta, "records": run.records, "targets": run.targets}, args.out,
+                           f"{run.json_path.stem}_float32")
     print("\n" + LEGEND + "\n\n" + targets_text(run.targets, args.threads, plan.mode, busy))
     run.meta.update(load_warning=busy and f"busy machine: {busy}", load_average_1min_end=load_average(),
                     wall_s=round(time.perf_counter() - started, 1))
