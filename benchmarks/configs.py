@@ -139,7 +139,8 @@ PLANS: Dict[str, Plan] = {
                             Target("d", replace(_SMOKE, hidden_size=8), "forward"),
                             Target("e", replace(_SMOKE, num_modules=2), "forward_backward")),
                   Timing(min_run_time=0.001, min_repeats=1, max_run_time=1.0, rounds=1),
-                  one_axis_sweeps(_SMOKE, hidden=(8, 16), modules=(2, 4), steps=(8, 16)), bidirectional_models=MODEL_NAMES),
+                  one_axis_sweeps(_SMOKE, hidden=(8, 16), modules=(2, 4), steps=(8, 16)),
+                  bidirectional_models=MODEL_NAMES),
     # The default: the targets only, the kernel against nn.RNN, each target's pass only.
     "quick": Plan("quick", CPU_TARGETS, Timing(min_run_time=0.3, min_repeats=4, max_run_time=5.0, rounds=2),
                   target_models=("cwrnn", "rnn")),

@@ -186,6 +186,7 @@ def busy_note(loads: List[dict], threads: int) -> Optional[str]:
 
 def config_loads(records: List[dict]) -> List[dict]:
     """The load measured during each configuration (all its records carry the same)."""
-    return list({tuple(r.get(name) for name in CONFIG_FIELDS): {"other_cores": r["other_cores"], "load_1min": r["load_1min"],
+    return list({tuple(r.get(name) for name in CONFIG_FIELDS): {"other_cores": r["other_cores"],
+                                                                "load_1min": r["load_1min"],
                                         "busy": r["load_busy"], "threshold": r["load_threshold"]}
                  for r in records}.values())

@@ -121,8 +121,8 @@ def plot_sweep(ax, sweep: Sweep, records: List[dict], passes: Sequence[str]) -> 
                 ax.plot(xs, proportional, ":", color=color, linewidth=0.8)
                 values += proportional
             else:
-                handles.append(ax.errorbar(x, y, yerr=[[a - b for a, b in zip(y, low)], [b - a for a, b in zip(y, high)]],
-                                           fmt=style, color=color, capsize=3, markersize=5,
+                spread = [[a - b for a, b in zip(y, low)], [b - a for a, b in zip(y, high)]]
+                handles.append(ax.errorbar(x, y, yerr=spread, fmt=style, color=color, capsize=3, markersize=5,
                                            label=f"{MODEL_LABELS[model]}, {PASS_LABEL[pass_name]}"))
                 ax.plot(x, cold, style, markerfacecolor="none", color=color, markersize=6, linewidth=0.7)
     if timing:
@@ -183,7 +183,8 @@ def plot_targets(axes, groups: List[tuple], records: List[dict]) -> None:
                 continue
             low, high = speedup_spread(r, record_of(records, config, "rnn", pass_name))
             speed = r["speedup_vs_rnn"]
-            speed_ax.bar(x, speed - 1.0, width, bottom=1.0, color=color, yerr=[[speed - low], [high - speed]], capsize=2)
+            speed_ax.bar(x, speed - 1.0, width, bottom=1.0, color=color, yerr=[[speed - low], [high - speed]],
+                         capsize=2)
             speed_ax.annotate(f"{speed:.3g}x", (x, speed), xytext=(0, 2 if speed >= 1 else -2),
                               textcoords="offset points", ha="center", va="bottom" if speed >= 1 else "top",
                               fontsize=7, bbox={"boxstyle": "square,pad=0.1", "facecolor": "white",

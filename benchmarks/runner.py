@@ -66,8 +66,10 @@ def config_cost(planned: Planned, plan: Plan) -> Tuple[float, int]:
     per_round = 0.0
     for pass_name in passes:
         factor = 3 if pass_name == "forward_backward" else 1
-        call = factor * (IDLE_S_PER_GMAC * dense_macs(config) / 1e9 + IDLE_S_PER_STEP * config.steps * config.directions)
-        per_round += PROCESS_S + 2 * call + plan.timing.budget_s(call)  # the cold and warm-up calls, then the timed ones
+        call = factor * (IDLE_S_PER_GMAC * dense_macs(config) / 1e9
+                         + IDLE_S_PER_STEP * config.steps * config.directions)
+        # the cold call and the warm-up call, then the timed ones
+        per_round += PROCESS_S + 2 * call + plan.timing.budget_s(call)
     runnable = sum(1 for name in names if skip_reason(name, config, plan) is None)
     return runnable * per_round * plan.timing.rounds, runnable * len(passes) * plan.timing.rounds
 

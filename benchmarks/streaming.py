@@ -112,8 +112,8 @@ def chunk_table(plan: dict, threads: int) -> List[dict]:
                     h = None
                     for start in range(0, steps, size):
                         _, h = rnn(x[start:start + size], h)
-                times = interleaved({"cwrnn_stream": torch.no_grad()(run_stream), "rnn": torch.no_grad()(run_rnn)}, steps,
-                                    plan["rounds"])
+                times = interleaved({"cwrnn_stream": torch.no_grad()(run_stream), "rnn": torch.no_grad()(run_rnn)},
+                                    steps, plan["rounds"])
                 rows.append(dict(section="chunk", device="cpu", threads=threads, batch=batch, hidden=hidden,
                                  modules=len(model.periods), chunk=size, steps=steps, times=times,
                                  speedup_vs_rnn=times["rnn"]["median_us"] / times["cwrnn_stream"]["median_us"]))
@@ -202,8 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         for r in rows:
             if r["section"] == "step" and r["threads"] == 1 and (r["batch"], r["hidden"]) == (batch, hidden):
                 got = r["speedup_vs_rnn_cell"]
-                print(f"{'PASS' if got >= minimum else 'MISS'}  target B={batch} H={hidden}: ClockworkRNNCell {got:.2f}x "
-                      f"nn.RNNCell's speed per step (target >= {minimum:g}x; CPU, 1 thread, no_grad, median)")
+                print(f"{'PASS' if got >= minimum else 'MISS'}  target B={batch} H={hidden}: ClockworkRNNCell "
+                      f"{got:.2f}x nn.RNNCell's speed per step (target >= {minimum:g}x; CPU, 1 thread, no_grad, median)")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"{result_stem(args.mode, 'streaming')}.json"
