@@ -8,22 +8,17 @@
 `python -m benchmarks COMMAND --help` lists each command's options. `python -m benchmarks.speed`
 and `python -m benchmarks.streaming` are the same commands.
 """
+import importlib
 import sys
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] not in ("speed", "streaming", "plots"):
-        print(__doc__, file=sys.stdout if argv[:1] in (["-h"], ["--help"]) else sys.stderr)
-        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
-    command, rest = argv[0], argv[1:]
-    if command == "speed":
-        from .speed import main as run
-    elif command == "streaming":
-        from .streaming import main as run
-    else:
-        from .plots import main as run
-    return run(rest)
+        asked = argv[:1] in (["-h"], ["--help"])
+        print(__doc__, file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
+    return importlib.import_module(f"benchmarks.{argv[0]}").main(argv[1:])
 
 
 if __name__ == "__main__":

@@ -1,13 +1,22 @@
-"""What to measure: problem sizes, the CPU targets and their minima per instruction set, the extra
-rows (measured, no target), the sweeps behind the plots, and the plans (smoke, quick, full, long)."""
+"""What to measure: problem sizes, the CPU targets and their minima per instruction set, the sweeps
+behind the plots, how long to time, and the plans (smoke, quick, full, long)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from cwrnn_ext import exponential_periods, split_evenly
 
 PASSES = ("forward", "forward_backward")
+MODEL_LABELS = {  # the models compared (benchmarks/models.py builds them)
+    "cwrnn": "CW-RNN kernel",
+    "cwrnn_reference": "CW-RNN reference",
+    "cwrnn_naive": "CW-RNN dense-masked",
+    "rnn": "nn.RNN same H",
+    "lstm": "nn.LSTM same H",
+    "lstm_same_params": "nn.LSTM same params",
+}
+MODEL_NAMES = tuple(MODEL_LABELS)
 CONFIG_FIELDS = ("batch", "steps", "input_size", "hidden_size", "num_modules", "dtype", "bidirectional")
 
 
@@ -35,8 +44,10 @@ class Config:
         return split_evenly(self.hidden_size, self.num_modules)
 
     def matches(self, record: dict) -> bool:
-        """Whether a result record (a flat dict with the same field names) is for this config."""
-        return record_config_key(record) == tuple(getattr(self, name) for name in CONFIG_FIELDS)
+        """Whether a result record (a flat dict with the same field names) is for this config;
+        records written before `bidirectional` existed are unidirectional."""
+        return all((record.get(name, False) if name == "bidirectional" else record[name]) == getattr(self, name)
+                   for name in CONFIG_FIELDS)
 
     @property
     def label(self) -> str:
@@ -44,49 +55,50 @@ class Config:
                 f"g={self.num_modules} {self.dtype}" + (" bidirectional" if self.bidirectional else ""))
 
 
-def record_config_key(record: dict) -> tuple:
-    """A record's CONFIG_FIELDS values; records written before `bidirectional` existed are unidirectional."""
-    return tuple(record.get(name, False) if name == "bidirectional" else record[name] for name in CONFIG_FIELDS)
+class Target(NamedTuple):
+    """A speed-up of the CW-RNN kernel over nn.RNN (same hidden size) in one pass, with a required
+    minimum per CPU capability (TARGET_MINIMA)."""
+    key: str
+    config: Config
+    pass_name: str
 
 
-@dataclass(frozen=True)
-class Sweep:
-    """Configs that differ along one axis (a Config field); each sweep becomes one plot."""
+class Sweep(NamedTuple):
+    """Configs that differ along one axis (a Config field); each axis becomes one plot."""
     axis: str
     configs: Tuple[Config, ...]
     models: Optional[Tuple[str, ...]] = None  # None: every model
 
 
 @dataclass(frozen=True)
-class Target:
-    """A speed-up of the CW-RNN kernel over nn.RNN (same hidden size) with a required minimum per
-    CPU capability (TARGET_MINIMA)."""
-    key: str
-    config: Config
-    pass_name: str
+class Timing:
+    """How long each model and pass is timed on a config, over `rounds` fresh processes."""
+    min_run_time: float  # seconds of timed calls over all rounds ...
+    min_repeats: int     # ... or this many calls if that takes longer ...
+    max_run_time: float  # ... but no more than this
+    rounds: int
 
-
-@dataclass(frozen=True)
-class Extra:
-    """A configuration measured for its table and the targets plot, with no target and no verdict."""
-    name: str
-    config: Config
-    models: Optional[Tuple[str, ...]] = None  # None: every model
+    def budget_s(self, one_call_s: float) -> float:
+        """Seconds of timed calls in one round."""
+        return min(max(self.min_run_time, self.min_repeats * one_call_s), self.max_run_time) / self.rounds
 
 
 @dataclass(frozen=True)
 class Plan:
     mode: str
     targets: Tuple[Target, ...]
-    extras: Tuple[Extra, ...]
-    sweeps: Tuple[Sweep, ...]
-    min_run_time: float               # seconds of timed calls per model and pass, over all rounds ...
-    min_repeats: int                  # ... or this many calls if that takes longer ...
-    max_run_time: float               # ... but no more than this
-    rounds: int                       # models are timed interleaved, each round in fresh processes
+    timing: Timing
+    sweeps: Tuple[Sweep, ...] = ()
+    # Target (a)'s size as a bidirectional layer, measured for its table and the targets plot with
+    # no target: these models (none: no such row).
+    bidirectional_models: Tuple[str, ...] = ()
     reference_limit: Optional[float] = None  # run the slow reference only up to this many dense MACs
     target_models: Optional[Tuple[str, ...]] = None  # None: every model and pass on the targets;
     # else only these models and only the pass each target judges
+
+    @property
+    def bidirectional(self) -> Optional[Config]:
+        return replace(self.targets[0].config, bidirectional=True) if self.bidirectional_models else None
 
 
 # The acceptance targets: float32, exponential periods, 2 threads, against nn.RNN timed in the same
@@ -106,7 +118,6 @@ TARGET_MINIMA: Dict[str, Dict[str, float]] = {
     "DEFAULT": {"a": 4.0, "c": 10.0},  # baseline x86-64
 }
 TARGET_THREADS = 2
-BIDIRECTIONAL_A = replace(TARGET_A, bidirectional=True)  # against nn.RNN / nn.LSTM(bidirectional=True)
 
 
 def one_axis_sweeps(base: Config, hidden, modules, steps, models=None) -> Tuple[Sweep, ...]:
@@ -127,25 +138,25 @@ PLANS: Dict[str, Plan] = {
                             Target("c", replace(_SMOKE, steps=8), "forward"),
                             Target("d", replace(_SMOKE, hidden_size=8), "forward"),
                             Target("e", replace(_SMOKE, num_modules=2), "forward_backward")),
-                  (Extra("bidirectional", replace(_SMOKE, bidirectional=True)),),
+                  Timing(min_run_time=0.001, min_repeats=1, max_run_time=1.0, rounds=1),
                   one_axis_sweeps(_SMOKE, hidden=(8, 16), modules=(2, 4), steps=(8, 16)),
-                  min_run_time=0.001, min_repeats=1, max_run_time=1.0, rounds=1),
+                  bidirectional_models=MODEL_NAMES),
     # The default: the targets only, the kernel against nn.RNN, each target's pass only.
-    "quick": Plan("quick", CPU_TARGETS, (), (), min_run_time=0.3, min_repeats=4, max_run_time=5.0, rounds=2,
+    "quick": Plan("quick", CPU_TARGETS, Timing(min_run_time=0.3, min_repeats=4, max_run_time=5.0, rounds=2),
                   target_models=("cwrnn", "rnn")),
     # Every model on the targets (the reference only where it takes about a second), the bidirectional
     # row, small sweeps for the plots (targets d and e are sweep points).
-    "full": Plan("full", CPU_TARGETS, (Extra("bidirectional", BIDIRECTIONAL_A, _BASELINES),),
+    "full": Plan("full", CPU_TARGETS, Timing(min_run_time=0.3, min_repeats=4, max_run_time=5.0, rounds=2),
                  one_axis_sweeps(_FULL, hidden=(128, 256, 512), modules=(4, 8, 12), steps=(128, 256, 512),
                                  models=_BASELINES),
-                 min_run_time=0.3, min_repeats=4, max_run_time=5.0, rounds=2, reference_limit=1.5e9),
+                 bidirectional_models=_BASELINES, reference_limit=1.5e9),
     # Every model over hidden size, number of modules and length, for batch 32 and batch 1.
-    "long": Plan("long", CPU_TARGETS, (Extra("bidirectional", BIDIRECTIONAL_A),),
+    "long": Plan("long", CPU_TARGETS, Timing(min_run_time=1.0, min_repeats=6, max_run_time=30.0, rounds=3),
                  one_axis_sweeps(_LONG_BATCHED, hidden=(128, 256, 512, 1024), modules=(4, 8, 12),
                                  steps=(128, 256, 512, 1024, 2048))
                  + one_axis_sweeps(_LONG_SINGLE, hidden=(128, 256, 512, 1024), modules=(4, 8, 12),
                                    steps=(256, 512, 1024, 2048, 4096)),
-                 min_run_time=1.0, min_repeats=6, max_run_time=30.0, rounds=3),
+                 bidirectional_models=MODEL_NAMES),
 }
 # Result files written before the modes were renamed (no "cpu_capability" in their meta, e.g. the
 # committed results/quick_cpu.json): the plan that wrote them now has this name.

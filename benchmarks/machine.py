@@ -1,12 +1,6 @@
 """The machine a result is measured on: cores, CPU model and clock, the instruction set the kernels
 run with (and how to limit it), the FMA peak, the metadata of every result file, and how busy the
-machine is.
-
-Busy: before the run, the 1-minute load average; during it, per configuration, the CPU time other
-processes used, in cores (every usable core's busy time in /proc/stat, steal included, minus this
-benchmark's own processes). A run on `threads` of `cores` cores is disturbed once other work needs
-more than the cores it leaves free, so the threshold is cores - threads + 0.5.
-"""
+machine is: the CPU time other processes used while a configuration was measured, in cores."""
 from __future__ import annotations
 
 import datetime
@@ -22,7 +16,7 @@ import torch
 
 import cwrnn_ext
 
-from .configs import record_config_key
+from .configs import CONFIG_FIELDS
 
 # --capability NAME: the environment every process of the run gets, so that torch's own kernels
 # (ATEN_CPU_CAPABILITY), MKL and oneDNN all stop at the same instruction set.
@@ -46,7 +40,8 @@ def load_average() -> float:
 
 
 def threshold(threads: int, cores: Optional[int] = None) -> float:
-    """Other work (in cores) above which it competes with this run's threads."""
+    """Other work (in cores) above which it competes with this run's threads: a run on `threads` of
+    `cores` cores is disturbed once other work needs more than the cores it leaves free."""
     return (available_cores() if cores is None else cores) - threads + 0.5
 
 
@@ -103,11 +98,10 @@ def fma_peak_per_s(threads: int, capability: Optional[str], mhz: Optional[float]
 
 def git_commit() -> Optional[str]:
     """HEAD of the checkout the benchmark ran from, '+dirty' if it had local changes."""
-    def git(*command):
-        return subprocess.run(["git", *command], cwd=Path(__file__).resolve().parent.parent,
-                              capture_output=True, text=True, timeout=10)
     try:
-        head, status = git("rev-parse", "HEAD"), git("status", "--porcelain")
+        head, status = (subprocess.run(["git", *command], cwd=Path(__file__).resolve().parent.parent,
+                                       capture_output=True, text=True, timeout=10)
+                        for command in (["rev-parse", "HEAD"], ["status", "--porcelain"]))
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("+dirty" if status.stdout.strip() else "") if head.returncode == 0 else None
@@ -136,9 +130,8 @@ def pre_run_warning(threads: int) -> Optional[str]:
     if load <= threshold(threads, cores):
         return None
     return (f"warning: the 1-minute load average is {load:.1f} on {cores} cores before this run, above "
-            f"{threshold(threads, cores):.1f} (cores - threads + 0.5 with {plural(threads, 'thread')}): other "
-            f"processes compete for the cores this run uses, so timings (and speed-ups over nn.RNN / "
-            f"nn.LSTM, which suffer more) are unreliable. Use an idle machine for real numbers.")
+            f"{threshold(threads, cores):.1f} (cores - threads + 0.5 with {plural(threads, 'thread')}): timings and "
+            f"speed-ups over nn.RNN / nn.LSTM (which suffer more) are unreliable; use an idle machine.")
 
 
 def _busy_seconds() -> Optional[float]:
@@ -193,6 +186,7 @@ def busy_note(loads: List[dict], threads: int) -> Optional[str]:
 
 def config_loads(records: List[dict]) -> List[dict]:
     """The load measured during each configuration (all its records carry the same)."""
-    return list({record_config_key(r): {"other_cores": r["other_cores"], "load_1min": r["load_1min"],
+    return list({tuple(r.get(name) for name in CONFIG_FIELDS): {"other_cores": r["other_cores"],
+                                                                "load_1min": r["load_1min"],
                                         "busy": r["load_busy"], "threshold": r["load_threshold"]}
                  for r in records}.values())

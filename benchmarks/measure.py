@@ -3,13 +3,11 @@ in the benchmark's own process, the peak memory of one forward+backward call.
 
 Why fresh processes: every model then starts from the heap a plain user script has, with no
 buffers left mapped by the models timed before it (a warm heap hides the first-touch page faults of
-freshly mapped temporaries, which a user's process pays). The processes are forked from a server
-that has imported torch, cwrnn_ext and this module and run nothing else (multiprocessing's
-forkserver), so a fresh process costs milliseconds, not the seconds of importing torch.
+freshly mapped temporaries, which a user's process pays). They are forked from a server that has
+imported torch and cwrnn_ext (multiprocessing's forkserver), so one costs milliseconds.
 
-Wall clock (time.perf_counter). torch.utils.benchmark is not used: importing it imports
-torch.utils.cpp_extension, which warns "No CUDA runtime is found" on every start with a CUDA build
-of torch on a machine without a GPU.
+Wall clock, not torch.utils.benchmark: importing that warns "No CUDA runtime is found" with a CUDA
+build of torch on a machine without a GPU.
 """
 from __future__ import annotations
 
@@ -32,7 +30,7 @@ from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
 import cwrnn_ext  # noqa: E402,F401 - imported once in the fork server, not in every process
 
-from .configs import Config  # noqa: E402
+from .configs import Config, Timing  # noqa: E402
 from .machine import cpu_capabilities  # noqa: E402
 from .models import BenchModel, build_models, trainable  # noqa: E402
 
@@ -81,15 +79,8 @@ class Task:
     model: str
     pass_name: str
     threads: int
-    min_run_time: float  # total seconds of timed calls over all rounds ...
-    min_repeats: int     # ... or this many calls if that takes longer ...
-    max_run_time: float  # ... but no more than this
-    rounds: int
+    timing: Timing
     seed: int = 0
-
-    def budget_s(self, one_call_s: float) -> float:
-        """Seconds of timed calls in this round."""
-        return min(max(self.min_run_time, self.min_repeats * one_call_s), self.max_run_time) / self.rounds
 
 
 def run_task(task: Task) -> dict:
@@ -108,9 +99,9 @@ def run_task(task: Task) -> dict:
     faults = minor_faults()
     cold = time_block(fn, 1)
     cold_faults = minor_faults() - faults
-    one_call = cold if cold >= task.max_run_time / task.rounds else time_block(fn, 1)
+    one_call = cold if cold >= task.timing.max_run_time / task.timing.rounds else time_block(fn, 1)
     number = max(1, math.ceil(BLOCK_S / max(one_call, 1e-9)))
-    budget, total, warm = task.budget_s(one_call), 0.0, []
+    budget, total, warm = task.timing.budget_s(one_call), 0.0, []
     faults = minor_faults()
     while not warm or total < budget:
         seconds = time_block(fn, number)
@@ -198,10 +189,17 @@ def summarise(values: List[float]) -> Summary:
     return Summary(median, q1, q3, ordered[0], len(ordered))
 
 
-def peak_memory_bytes(fn: Callable[[], object]) -> Optional[int]:
-    """The most memory one call held at once on top of what was live before it: the profiler's
-    allocation events, in time order, summed (CPU has no peak counter). None if the profiler's
-    internals moved."""
+def peak_memory_mib(model: BenchModel, config: Config, warm_up: bool, seed: int) -> Optional[float]:
+    """The most memory one forward+backward call held at once on top of what was live before it: the
+    profiler's allocation events, in time order, summed (CPU has no peak counter). None if the
+    profiler's internals moved. Measured in the benchmark's own process, not in the measuring ones:
+    the peak is a sum of allocation sizes, which the heap's state does not change, and the profiler
+    costs a second or two to start per process."""
+    torch.manual_seed(seed)
+    fn = pass_fn("forward_backward", model, torch.randn(config.steps, config.batch, config.input_size,
+                                                        dtype=getattr(torch, config.dtype)))
+    if warm_up:  # lazy initialisation is not part of the peak (slow models: one call is plenty)
+        fn()
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         result = fn()
     del result
@@ -216,4 +214,4 @@ def peak_memory_bytes(fn: Callable[[], object]) -> Optional[int]:
     for _, nbytes in allocations:
         live += nbytes
         peak = max(peak, live)
-    return peak
+    return peak / 2 ** 20

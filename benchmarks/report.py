@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Iterable, List, Optional
 
-from .configs import PASSES, TARGET_MINIMA, TARGET_THREADS, Config, Target
+from .configs import MODEL_NAMES, PASSES, TARGET_MINIMA, TARGET_THREADS, Config, Target
 from .machine import fma_peak_per_s, plural
-from .models import MODEL_NAMES
 from .work import kernel_macs
 
 COLUMNS = (  # (heading, width)
@@ -20,20 +19,15 @@ def fmt(value, spec: str, missing: str = "-") -> str:
 
 
 def row_text(cells: Iterable[str]) -> str:
-    parts = []
-    for (heading, width), cell in zip(COLUMNS, cells):
-        parts.append(cell.ljust(width) if heading in ("model", "pass") else cell.rjust(width))
-    return " ".join(parts)
+    return " ".join(cell.ljust(width) if heading in ("model", "pass") else cell.rjust(width)
+                    for (heading, width), cell in zip(COLUMNS, cells))
 
 
 def load_text(record: dict) -> str:
-    if record.get("other_cores") is not None:
-        text = f"other processes used {record['other_cores']:.1f} cores meanwhile"
-    elif record.get("load_1min") is not None:
-        text = f"load average {record['load_1min']:.1f}"
-    else:
-        return ""
-    return text + (" (BUSY: timings unreliable)" if record.get("load_busy") else "")
+    if record.get("other_cores") is None:  # no /proc/stat
+        return f"load average {record['load_1min']:.1f}"
+    return (f"other processes used {record['other_cores']:.1f} cores meanwhile"
+            + (" (BUSY: timings unreliable)" if record.get("load_busy") else ""))
 
 
 def config_table(config: Config, records: List[dict]) -> str:
@@ -42,7 +36,7 @@ def config_table(config: Config, records: List[dict]) -> str:
     theory = next((r["work_ratio"] for r in records if r["work_ratio"] is not None), None)
     lines = [f"{config.label}  periods {config.periods[0]}..{config.periods[-1]}"
              + (f"  theoretical work ratio {theory:.2f}x" if theory else "")
-             + (f"  [{load_text(records[0])}]" if records and load_text(records[0]) else ""),
+             + (f"  [{load_text(records[0])}]" if records else ""),
              row_text(h for h, _ in COLUMNS)]
     notes = []
     for name in MODEL_NAMES:

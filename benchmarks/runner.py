@@ -1,12 +1,7 @@
 """Runs a plan: every config, model and pass wanted, each measured in fresh processes
-(benchmarks/measure.py), into flat records; shows progress on stderr.
-
-Progress: a line as each configuration starts and ends, and at least every 30 s in between:
-configuration i of n, elapsed time and an estimate of the time left. The estimate is "estimating"
-until a configuration has been measured; then it is the expected cost still to come
-(config_weight: seconds on an idle machine; the current configuration's in proportion to its
-measuring processes still to run) times the slowdown measured on the finished configurations.
-"""
+(benchmarks/measure.py), into flat records with their speed-ups; shows progress on stderr (a line
+as each configuration starts and ends, and at least every 30 s in between, with an estimate of the
+time left once a configuration has been measured)."""
 from __future__ import annotations
 
 import statistics
@@ -16,18 +11,20 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 
-from .configs import PASSES, Config, Plan
+from .configs import MODEL_LABELS, MODEL_NAMES, PASSES, Config, Plan
 from .machine import LoadMeter
-from .measure import FreshProcesses, Task, pass_fn, peak_memory_bytes, summarise
-from .models import CLOCKWORK_MODELS, MODEL_LABELS, MODEL_NAMES, build_models
+from .measure import FreshProcesses, Task, peak_memory_mib, summarise
+from .models import CLOCKWORK_MODELS, build_models
 from .work import srn_macs, work_ratio
 
 Planned = Tuple[Config, Tuple[str, ...], Tuple[str, ...]]  # a config, its models, its passes
+TIMING_FIELDS = ("median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "samples", "calls", "cold_ms", "cold_runs_ms",
+                 "faults_per_call", "cold_faults", "peak_memory_mib")
 
 
 def planned_configs(plan: Plan) -> List[Planned]:
-    """Unique configs in run order (targets, extra rows, sweeps), each with the union of the models
-    and passes wanted there."""
+    """Unique configs in run order (targets, the bidirectional row, sweeps), each with the union of
+    the models and passes wanted there."""
     wanted: Dict[Config, Tuple[set, set]] = {}
 
     def want(config: Config, names, passes) -> None:
@@ -37,8 +34,8 @@ def planned_configs(plan: Plan) -> List[Planned]:
 
     for target in plan.targets:
         want(target.config, plan.target_models, PASSES if plan.target_models is None else (target.pass_name,))
-    for extra in plan.extras:
-        want(extra.config, extra.models, PASSES)
+    if plan.bidirectional:
+        want(plan.bidirectional, plan.bidirectional_models, PASSES)
     for sweep in plan.sweeps:
         for config in sweep.configs:
             want(config, sweep.models, PASSES)
@@ -46,12 +43,15 @@ def planned_configs(plan: Plan) -> List[Planned]:
             for config, (names, passes) in wanted.items()]
 
 
+def dense_macs(config: Config) -> int:
+    return srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
+
+
 def skip_reason(name: str, config: Config, plan: Plan) -> Optional[str]:
     """Why a model is not run at this size, or None."""
-    dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
-    if name == "cwrnn_reference" and plan.reference_limit is not None and dense > plan.reference_limit:
+    if name == "cwrnn_reference" and plan.reference_limit is not None and dense_macs(config) > plan.reference_limit:
         return (f"pure-PyTorch reference skipped in {plan.mode} mode at this size "
-                f"({dense:.2g} dense MACs > {plan.reference_limit:.2g}); run --long")
+                f"({dense_macs(config):.2g} dense MACs > {plan.reference_limit:.2g}); run --long")
     return None
 
 
@@ -63,15 +63,15 @@ IDLE_S_PER_GMAC, IDLE_S_PER_STEP, PROCESS_S = 0.035, 11e-6, 0.3
 def config_cost(planned: Planned, plan: Plan) -> Tuple[float, int]:
     """(expected seconds on an idle machine, every model priced as nn.RNN; measuring processes)."""
     config, names, passes = planned
-    dense = srn_macs(config.input_size, config.hidden_size, config.steps, config.batch) * config.directions
     per_round = 0.0
     for pass_name in passes:
         factor = 3 if pass_name == "forward_backward" else 1
-        call = factor * (IDLE_S_PER_GMAC * dense / 1e9 + IDLE_S_PER_STEP * config.steps * config.directions)
-        timed = min(max(plan.min_run_time, plan.min_repeats * call), plan.max_run_time) / plan.rounds
-        per_round += PROCESS_S + 2 * call + timed  # the cold call and the warm-up call, then the timed ones
+        call = factor * (IDLE_S_PER_GMAC * dense_macs(config) / 1e9
+                         + IDLE_S_PER_STEP * config.steps * config.directions)
+        # the cold call and the warm-up call, then the timed ones
+        per_round += PROCESS_S + 2 * call + plan.timing.budget_s(call)
     runnable = sum(1 for name in names if skip_reason(name, config, plan) is None)
-    return runnable * per_round * plan.rounds, runnable * len(passes) * plan.rounds
+    return runnable * per_round * plan.timing.rounds, runnable * len(passes) * plan.timing.rounds
 
 
 def clock(seconds: float) -> str:
@@ -81,6 +81,9 @@ def clock(seconds: float) -> str:
 
 
 class Progress:
+    """The estimate of the time left: the expected cost still to come (config_cost; the current
+    configuration's in proportion to its measuring processes still to run) times the slowdown
+    measured on the finished configurations; None until one has finished."""
     QUIET_S = 30.0  # longest silence between lines
 
     def __init__(self, configs: List[Tuple[float, int]]):
@@ -91,7 +94,6 @@ class Progress:
         self.measured_s, self.measured_cost = 0.0, 0.0  # over the finished configurations
 
     def eta_s(self) -> Optional[float]:
-        """Seconds left, or None until a configuration has been measured."""
         if not self.measured_cost:
             return None
         left = sum(cost for cost, _ in self.configs[self.config:])
@@ -133,19 +135,15 @@ def run_config(planned: Planned, plan: Plan, threads: int, capability: str, proc
     time in a fresh process; records carry the ratios and the load measured meanwhile."""
     config, names, passes = planned
     reasons = {name: skip_reason(name, config, plan) for name in names}
-    results: Dict[Tuple[str, str], List[dict]] = {}
+    results: Dict[Tuple[str, str], List[dict]] = {(name, p): [] for name in names for p in passes}
     meter = LoadMeter(threads)
-    timeout_s = max(1800.0, 60 * plan.max_run_time)  # longer is stuck: timed calls stop at max_run_time
-    for _ in range(plan.rounds):
+    timeout_s = max(1800.0, 60 * plan.timing.max_run_time)  # longer is stuck: timed calls stop at max_run_time
+    for _ in range(plan.timing.rounds):
         for pass_name in passes:
             for name in names:
-                if reasons[name] is not None:
-                    continue
-                earlier = results.setdefault((name, pass_name), [])
-                if not earlier or earlier[0]["status"] == "ok":  # failed once: it fails again
-                    task = Task(config, name, pass_name, threads, plan.min_run_time, plan.min_repeats,
-                                plan.max_run_time, plan.rounds, seed)
-                    earlier.append(processes.run(task, timeout_s))
+                earlier = results[(name, pass_name)]
+                if reasons[name] is None and (not earlier or earlier[0]["status"] == "ok"):  # failed once: fails again
+                    earlier.append(processes.run(Task(config, name, pass_name, threads, plan.timing, seed), timeout_s))
                     meter.add_child(earlier[-1].get("cpu_s"))
                 progress.task_done()
     load = meter.stop()
@@ -153,28 +151,25 @@ def run_config(planned: Planned, plan: Plan, threads: int, capability: str, proc
     records = []
     for pass_name in passes:
         for name in names:
-            record = base_record(config, plan.mode, threads, capability, models[name], pass_name, load)
+            model = models[name]
+            record = {
+                "mode": plan.mode, "device": "cpu", "dtype": config.dtype, "threads": threads,
+                "cpu_capability": capability, "batch": config.batch, "steps": config.steps,
+                "input_size": config.input_size, "hidden_size": config.hidden_size,
+                "num_modules": config.num_modules, "bidirectional": config.bidirectional,
+                "periods": " ".join(map(str, config.periods)), "model": name, "model_label": MODEL_LABELS[name],
+                "model_hidden_size": model.hidden_size, "parameters": model.parameters, "pass": pass_name,
+                "status": "ok", **dict.fromkeys(TIMING_FIELDS), "other_cores": load["other_cores"],
+                "load_1min": load["load_1min"], "load_busy": load["busy"], "load_threshold": load["threshold"]}
             if reasons[name] is not None:
                 record["status"] = "skipped: " + reasons[name]
             else:
                 record.update(combine(results[(name, pass_name)]))
                 if pass_name == "forward_backward" and record["status"] == "ok":
-                    record["peak_memory_mib"] = peak_memory_mib(models[name], config, record["median_ms"] < 1e3, seed)
+                    record["peak_memory_mib"] = peak_memory_mib(model, config, record["median_ms"] < 1e3, seed)
             records.append(record)
     add_ratios(records, config)
     return records
-
-
-def peak_memory_mib(model, config: Config, warm_up: bool, seed: int) -> Optional[float]:
-    """Measured here, not in the measuring processes: the peak is a sum of allocation sizes, which
-    the heap's state does not change, and the profiler costs a second or two to start per process."""
-    torch.manual_seed(seed)
-    input = torch.randn(config.steps, config.batch, config.input_size, dtype=getattr(torch, config.dtype))
-    fn = pass_fn("forward_backward", model, input)
-    if warm_up:  # lazy initialisation is not part of the peak (slow models: one call is plenty)
-        fn()
-    peak = peak_memory_bytes(fn)
-    return None if peak is None else peak / 2 ** 20
 
 
 def combine(rounds: List[dict]) -> dict:
@@ -188,27 +183,10 @@ def combine(rounds: List[dict]) -> dict:
         "median_ms": warm.median_s * 1e3, "q1_ms": warm.q1_s * 1e3, "q3_ms": warm.q3_s * 1e3,
         "iqr_ms": (warm.q3_s - warm.q1_s) * 1e3, "min_ms": warm.min_s * 1e3, "samples": warm.samples,
         "calls": sum(r["calls"] for r in rounds),
-        "cold_ms": statistics.median(colds) * 1e3,
-        "cold_runs_ms": " ".join(f"{c * 1e3:.3g}" for c in colds),
+        "cold_ms": statistics.median(colds) * 1e3, "cold_runs_ms": " ".join(f"{c * 1e3:.3g}" for c in colds),
         "faults_per_call": statistics.median(r["warm_faults"] for r in rounds),
         "cold_faults": statistics.median(r["cold_faults"] for r in rounds),
         "cpu_capability": rounds[0]["cpu_capability"],  # as the measuring process reported it
-    }
-
-
-def base_record(config: Config, mode: str, threads: int, capability: str, model, pass_name: str,
-                load: dict) -> dict:
-    timing = ("median_ms", "q1_ms", "q3_ms", "iqr_ms", "min_ms", "samples", "calls", "cold_ms", "cold_runs_ms",
-              "faults_per_call", "cold_faults", "peak_memory_mib")
-    return {
-        "mode": mode, "device": "cpu", "dtype": config.dtype, "threads": threads, "cpu_capability": capability,
-        "batch": config.batch, "steps": config.steps, "input_size": config.input_size,
-        "hidden_size": config.hidden_size, "num_modules": config.num_modules,
-        "bidirectional": config.bidirectional, "periods": " ".join(map(str, config.periods)),
-        "model": model.name, "model_label": MODEL_LABELS[model.name], "model_hidden_size": model.hidden_size,
-        "parameters": model.parameters, "pass": pass_name, "status": "ok", **dict.fromkeys(timing),
-        "other_cores": load["other_cores"], "load_1min": load["load_1min"], "load_busy": load["busy"],
-        "load_threshold": load["threshold"],
     }
 
 

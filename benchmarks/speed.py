@@ -81,28 +81,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
 
 
 def metadata(args, check: str) -> dict:
-    plan = PLANS[args.mode]
-    return {
-        "mode": plan.mode, "device": "cpu", "device_name": cpu_model(), "dtypes": ["float32"],
-        **run_metadata(PROGRAM, args.argv, args.threads),
-        "load_average_1min_start": load_average(), "load_threshold": threshold(args.threads),
-        "load_warning_start": pre_run_warning(args.threads),
-        "load": ("per configuration: other_cores = CPU time other processes used while it was "
-                 "measured (/proc/stat busy time of the usable cores, steal included, minus this "
-                 "benchmark's own processes) per second; load_busy = other_cores > cores - threads + 0.5"),
-        "timing": TIMING_METHOD, "min_run_time_s": plan.min_run_time, "min_repeats": plan.min_repeats,
-        "rounds": plan.rounds, "max_run_time_s": plan.max_run_time, "memory": MEMORY_METHOD, "check": check,
-        "work_ratio": "SRN MACs / CW-RNN MACs over the sequence, exact from periods, module sizes, "
-                      "input size, t0 = 0; CW-RNN charges each active module rows x (I + allowed columns); "
-                      "bidirectional rows: the same (both sides do twice the work)",
-        "fma_peak_share": ("per target: the kernel's multiply-adds (module-major count, forward+backward "
-                           "3x the forward) per second over cores used x cpu_mhz x 2 FMA units x float32 "
-                           "lanes of the capability (16 AVX512, 8 AVX2, 4 DEFAULT): an estimate"),
-        "parameters": "CW-RNN: allowed weight_hh entries + weight_ih + biases; others: all parameters; "
-                      "bidirectional rows: both directions",
-        "bidirectional": "records with bidirectional = true: every model a bidirectional layer, "
-                         "hidden_size per direction (output 2H), against nn.RNN / nn.LSTM(bidirectional=True)",
-    }
+    """What the result file records about its run (the fields are described in benchmarks/README.md)."""
+    timing = PLANS[args.mode].timing
+    return {"mode": args.mode, "device": "cpu", "device_name": cpu_model(), "dtypes": ["float32"],
+            **run_metadata(PROGRAM, args.argv, args.threads), "load_average_1min_start": load_average(),
+            "load_threshold": threshold(args.threads), "load_warning_start": pre_run_warning(args.threads),
+            "timing": TIMING_METHOD, "min_run_time_s": timing.min_run_time, "min_repeats": timing.min_repeats,
+            "rounds": timing.rounds, "max_run_time_s": timing.max_run_time, "memory": MEMORY_METHOD, "check": check}
 
 
 @dataclass
@@ -127,9 +112,8 @@ def measure_plan(args, run: Run) -> List[Path]:
     """Every configuration of the plan; saves after each and prints each target's verdict as soon
     as its configuration is measured."""
     plan = PLANS[args.mode]
-    print(f"\ntiming: {TIMING_METHOD}; {plan.rounds} round(s), per model and pass at least {plan.min_repeats} "
-          f"calls and {plan.min_run_time} s of warm calls in all, at most {plan.max_run_time} s (or one call "
-          f"per round)\npeak memory (forward+backward only): {MEMORY_METHOD}\n{run.meta['check']}", flush=True)
+    print(f"\ntiming: {TIMING_METHOD}; {plan.timing}\npeak memory (forward+backward only): {MEMORY_METHOD}\n"
+          f"{run.meta['check']}", flush=True)
     capability, mhz = cpu_capabilities()["kernel"], cpu_mhz()
     started = config_started = time.perf_counter()
     run.targets = evaluate_targets(plan.targets, run.records, capability, args.threads, mhz)
@@ -144,10 +128,9 @@ def measure_plan(args, run: Run) -> List[Path]:
     busy = busy_note(config_loads(run.records), args.threads)
     pngs = []
     if importlib.util.find_spec("matplotlib") is not None:
-        from .plots import plot_subtitle, write_plots  # matplotlib is only needed here
-        pngs = write_plots(plan, run.records, args.out, f"{run.json_path.stem}_float32",
-                           plot_subtitle(cpu_model(), "float32", args.threads, plan.mode, capability), busy,
-                           {t["key"]: t["minimum"] for t in run.targets})
+        from .plots import write_plots  # matplotlib is only needed here
+        pngs = write_plots(plan, {"meta": run.meta, "records": run.records, "targets": run.targets}, args.out,
+                           f"{run.json_path.stem}_float32")
     print("\n" + LEGEND + "\n\n" + targets_text(run.targets, args.threads, plan.mode, busy))
     run.meta.update(load_warning=busy and f"busy machine: {busy}", load_average_1min_end=load_average(),
                     wall_s=round(time.perf_counter() - started, 1))

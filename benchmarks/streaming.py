@@ -3,21 +3,20 @@
 Streaming speed on the CPU: the Clockwork RNN run one step, or one short chunk, at a time.
 
   step       per-step latency of ClockworkRNNCell against nn.RNNCell and nn.LSTMCell of the same
-             hidden size, under torch.no_grad(): B in {1, 32}, H in {256, 512, 1024}, 1 thread
-             and all cores; one timed call runs `cycle` consecutive steps (clock 0, 1, 2, ...), so
-             every clock value's cost is in the mean.
+             hidden size, under torch.no_grad(), 1 thread and all cores; one timed call runs a
+             clock cycle of consecutive steps (t = 0, 1, 2, ...), so every clock value's cost is in
+             the mean.
   chunk      cwrnn_ext.Stream.chunk over a sequence fed in chunks of 1, 8 and 64 steps, against
              nn.RNN called on the same chunks (hx carried), per step.
-  crossover  one layer's forward over T steps by the module-major schedule and by the
-             time-major step kernel (each forced), T = 1 .. 512: where the time-major path stops
-             winning (csrc/cpu/policy.h's kTimeMajorMaxCost is set from this), and which one the
-             forward's rule picks.
+  crossover  one layer's forward over T steps with the CPU forward forced module-major and forced
+             time-major, T = 1 .. 512: where time-major stops winning (csrc/cpu/policy.h's
+             kTimeMajorMaxCost is set from this), and the path the kernel's own rule picks.
 
 Every model of a table is timed in interleaved rounds (A B C, A B C, ...), medians per step, so
-that a busy machine disturbs all of them alike; ratios are from the same run. Prints tables and
-the targets (1 thread: B=1 H=256 no slower than nn.RNNCell, B=1 H=1024 >= 3x, B=32 H=512 >= 2x);
-`--out DIR` also writes streaming_<mode>_cpu.json there (metadata and rows).
-Time: --smoke a few seconds, --quick (default) a few minutes on 2 idle cores, --full longer.
+that a busy machine disturbs all of them alike. Prints tables and the targets (1 thread: B=1 H=256
+no slower than nn.RNNCell, B=1 H=1024 >= 3x, B=32 H=512 >= 2x); `--out DIR` also writes
+streaming_<mode>_cpu.json there (metadata and rows). Time: --smoke seconds, --quick (default) a
+few minutes on 2 idle cores, --full longer.
 """
 from __future__ import annotations
 
@@ -35,23 +34,19 @@ import cwrnn_ext
 from cwrnn_ext import ops
 from cwrnn_ext.functional import clockwork_rnn
 
-from .machine import available_cores, result_stem, run_metadata
+from .machine import available_cores, plural, result_stem, run_metadata
 from .work import work_ratio
 
 INPUT_SIZE = 16
 NUM_MODULES = 8
 SECTIONS = ("step", "chunk", "crossover")
-
 PLANS = {
-    "smoke": dict(batches=[1, 3], hiddens=[16], thread_counts=[1], cycle=16, rounds=3,
-                  chunk_steps=32, chunks=[1, 8], crossover_steps=[1, 4], crossover_hiddens=[16]),
-    "quick": dict(batches=[1, 32], hiddens=[256, 512, 1024], thread_counts=[1, 0], cycle=128,
-                  rounds=9, chunk_steps=512, chunks=[1, 8, 64],
-                  crossover_steps=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
-                  crossover_hiddens=[256, 512, 1024]),
+    "smoke": dict(batches=[1, 3], hiddens=[16], thread_counts=[1], rounds=3, chunk_steps=32, chunks=[1, 8],
+                  crossover_steps=[1, 4], crossover_hiddens=[16]),
+    "quick": dict(batches=[1, 32], hiddens=[256, 512, 1024], thread_counts=[1, 0], rounds=9, chunk_steps=512,
+                  chunks=[1, 8, 64], crossover_steps=[2 ** i for i in range(10)], crossover_hiddens=[256, 512, 1024]),
 }
 PLANS["full"] = dict(PLANS["quick"], rounds=25, hiddens=[128, 256, 512, 1024, 2048])
-
 TARGETS = [(1, 256, 1.0), (1, 1024, 3.0), (32, 512, 2.0)]  # (B, H, minimum speed-up over nn.RNNCell), 1 thread
 
 
@@ -73,34 +68,31 @@ def interleaved(fns: Dict[str, Callable[[], None]], units: int, rounds: int,
     return {name: {"median_us": statistics.median(s), "min_us": min(s)} for name, s in samples.items()}
 
 
-def no_grad_loop(step: Callable, state, steps: int) -> Callable[[], None]:
-    """A call that runs `state = step(t, state)` for t = 0 .. steps - 1 under torch.no_grad()."""
-    def run():
-        with torch.no_grad():
-            current = state
-            for t in range(steps):
-                current = step(t, current)
-    return run
-
-
 def step_table(plan: dict, threads: int) -> List[dict]:
-    rows, cycle = [], plan["cycle"]
+    rows = []
     for batch in plan["batches"]:
         for hidden in plan["hiddens"]:
-            g = min(NUM_MODULES, hidden)
-            cell = cwrnn_ext.ClockworkRNNCell(INPUT_SIZE, hidden, num_modules=g)
+            cell = cwrnn_ext.ClockworkRNNCell(INPUT_SIZE, hidden, num_modules=min(NUM_MODULES, hidden))
             rnn, lstm = nn.RNNCell(INPUT_SIZE, hidden), nn.LSTMCell(INPUT_SIZE, hidden)
+            cycle = max(cell.periods)
             x, h0 = torch.randn(cycle, batch, INPUT_SIZE), torch.zeros(batch, hidden)
-            times = interleaved({"cwrnn_cell": no_grad_loop(lambda t, h: cell(x[t], h, t=t), h0, cycle),
-                                 "rnn_cell": no_grad_loop(lambda t, h: rnn(x[t], h), h0, cycle),
-                                 "lstm_cell": no_grad_loop(lambda t, s: lstm(x[t], s), (h0, h0), cycle)},
-                                cycle, plan["rounds"])
+
+            def loop(step, state):  # a clock cycle of steps: state = step(t, state)
+                def run():
+                    current = state
+                    for t in range(cycle):
+                        current = step(t, current)
+                return torch.no_grad()(run)
+            times = interleaved({"cwrnn_cell": loop(lambda t, h: cell(x[t], h, t=t), h0),
+                                 "rnn_cell": loop(lambda t, h: rnn(x[t], h), h0),
+                                 "lstm_cell": loop(lambda t, s: lstm(x[t], s), (h0, h0))}, cycle, plan["rounds"])
             cw = times["cwrnn_cell"]["median_us"]
-            rows.append(dict(section="step", device="cpu", threads=threads, batch=batch, hidden=hidden, modules=g,
-                             times=times, speedup_vs_rnn_cell=times["rnn_cell"]["median_us"] / cw,
+            rows.append(dict(section="step", device="cpu", threads=threads, batch=batch, hidden=hidden,
+                             modules=len(cell.periods), times=times,
+                             speedup_vs_rnn_cell=times["rnn_cell"]["median_us"] / cw,
                              speedup_vs_lstm_cell=times["lstm_cell"]["median_us"] / cw,
                              # over a whole clock cycle: the mean work of a step
-                             work_ratio=work_ratio(cell.periods, cell.module_sizes, INPUT_SIZE, max(cell.periods))))
+                             work_ratio=work_ratio(cell.periods, cell.module_sizes, INPUT_SIZE, cycle)))
     return rows
 
 
@@ -108,30 +100,23 @@ def chunk_table(plan: dict, threads: int) -> List[dict]:
     rows, steps = [], plan["chunk_steps"]
     for batch in plan["batches"]:
         for hidden in plan["hiddens"][:2]:
-            g = min(NUM_MODULES, hidden)
-            model, rnn = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=g), nn.RNN(INPUT_SIZE, hidden)
-            x = torch.randn(steps, batch, INPUT_SIZE)
-            fns = {}
+            model = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=min(NUM_MODULES, hidden))
+            rnn, x = nn.RNN(INPUT_SIZE, hidden), torch.randn(steps, batch, INPUT_SIZE)
             for size in plan["chunks"]:
-                def run_stream(size=size):  # a new Stream per call: the clock starts at 0 each time
-                    with torch.no_grad():
-                        stream = cwrnn_ext.Stream(model)
-                        for start in range(0, steps, size):
-                            stream.chunk(x[start:start + size])
+                def run_stream():  # a new Stream per call: the clock starts at 0 each time
+                    stream = cwrnn_ext.Stream(model)
+                    for start in range(0, steps, size):
+                        stream.chunk(x[start:start + size])
 
-                def run_rnn(size=size):
-                    with torch.no_grad():
-                        h = None
-                        for start in range(0, steps, size):
-                            _, h = rnn(x[start:start + size], h)
-
-                fns[f"stream_chunk{size}"], fns[f"rnn_chunk{size}"] = run_stream, run_rnn
-            times = interleaved(fns, steps, plan["rounds"])
-            for size in plan["chunks"]:
-                cw, srn = times[f"stream_chunk{size}"], times[f"rnn_chunk{size}"]
+                def run_rnn():
+                    h = None
+                    for start in range(0, steps, size):
+                        _, h = rnn(x[start:start + size], h)
+                times = interleaved({"cwrnn_stream": torch.no_grad()(run_stream), "rnn": torch.no_grad()(run_rnn)},
+                                    steps, plan["rounds"])
                 rows.append(dict(section="chunk", device="cpu", threads=threads, batch=batch, hidden=hidden,
-                                 modules=g, chunk=size, steps=steps, times={"cwrnn_stream": cw, "rnn": srn},
-                                 speedup_vs_rnn=srn["median_us"] / cw["median_us"]))
+                                 modules=len(model.periods), chunk=size, steps=steps, times=times,
+                                 speedup_vs_rnn=times["rnn"]["median_us"] / times["cwrnn_stream"]["median_us"]))
     return rows
 
 
@@ -139,8 +124,7 @@ def crossover_table(plan: dict, threads: int) -> List[dict]:
     rows = []
     for batch in plan["batches"]:
         for hidden in plan["crossover_hiddens"]:
-            g = min(NUM_MODULES, hidden)
-            model = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=g)
+            model = cwrnn_ext.ClockworkRNN(INPUT_SIZE, hidden, num_modules=min(NUM_MODULES, hidden))
             params = [model.weight_ih_l0, model.weight_hh_l0, model.bias_ih_l0, model.bias_hh_l0,
                       model.periods, model.module_sizes]
             for steps in plan["crossover_steps"]:
@@ -148,67 +132,32 @@ def crossover_table(plan: dict, threads: int) -> List[dict]:
 
                 def forward(path):
                     def run():
-                        with torch.no_grad(), ops.forced_forward_path(path):
+                        with ops.forced_forward_path(path):
                             clockwork_rnn(x, None, *params)
-                    return run
-
-                times = interleaved({"module_major": forward("module_major"),
-                                     "time_major": forward("time_major")}, steps, plan["rounds"])
+                    return torch.no_grad()(run)
+                times = interleaved({path: forward(path) for path in ("module_major", "time_major")}, steps,
+                                    plan["rounds"])
                 rows.append(dict(section="crossover", device="cpu", threads=threads, batch=batch, hidden=hidden,
-                                 modules=g, steps=steps, times=times,
+                                 modules=len(model.periods), steps=steps, times=times,
                                  time_major_speedup=times["module_major"]["median_us"] / times["time_major"]["median_us"],
                                  rule_cost=steps * hidden * batch ** 0.6,
                                  rule_picks=ops.forward_path(steps, batch, hidden, len(set(model.periods)))))
     return rows
 
 
-def median(row: dict, model: str) -> float:
-    return row["times"][model]["median_us"]
-
-
-# Per section: (heading, width, format, value of a row), the columns of its printed table.
-COLUMNS = {
-    "step": [("threads", 7, "", lambda r: r["threads"]), ("B", 3, "", lambda r: r["batch"]),
-             ("H", 5, "", lambda r: r["hidden"]), ("CW cell", 9, ".1f", lambda r: median(r, "cwrnn_cell")),
-             ("RNNCell", 9, ".1f", lambda r: median(r, "rnn_cell")),
-             ("LSTMCell", 9, ".1f", lambda r: median(r, "lstm_cell")),
-             ("vs RNN", 7, ".2f", lambda r: r["speedup_vs_rnn_cell"]),
-             ("vs LSTM", 7, ".2f", lambda r: r["speedup_vs_lstm_cell"]), ("work", 6, ".1f", lambda r: r["work_ratio"])],
-    "chunk": [("threads", 7, "", lambda r: r["threads"]), ("B", 3, "", lambda r: r["batch"]),
-              ("H", 5, "", lambda r: r["hidden"]), ("chunk", 5, "", lambda r: r["chunk"]),
-              ("CW Stream", 9, ".2f", lambda r: median(r, "cwrnn_stream")), ("nn.RNN", 9, ".2f", lambda r: median(r, "rnn")),
-              ("vs RNN", 7, ".2f", lambda r: r["speedup_vs_rnn"])],
-    "crossover": [("B", 3, "", lambda r: r["batch"]), ("H", 5, "", lambda r: r["hidden"]),
-                  ("T", 5, "", lambda r: r["steps"]), ("module-major", 12, ".2f", lambda r: median(r, "module_major")),
-                  ("time-major", 10, ".2f", lambda r: median(r, "time_major")),
-                  ("time-major speed-up", 19, ".2f", lambda r: r["time_major_speedup"]),
-                  ("T*H*B^0.6", 10, ".3g", lambda r: r["rule_cost"]), ("rule picks", 12, "", lambda r: r["rule_picks"])],
-}
-NOTES = {"crossover": "; the rule (csrc/cpu/policy.h): time-major when T*H*B^0.6 is small"}
-
-
-def table_text(section: str, rows: List[dict]) -> str:
-    """us per step (medians); ratios end in x."""
-    columns = COLUMNS[section]
-    lines = [" ".join(f"{heading:>{width}}" for heading, width, _, _ in columns)
-             + f"   (us per step, median{NOTES.get(section, '')})"]
-    ratio = ("vs", "time-major s", "work")
-    for row in rows:
-        lines.append(" ".join(f"{value(row):>{width - 1}{spec}}x" if heading.startswith(ratio) else
-                              f"{value(row):>{width}{spec}}" for heading, width, spec, value in columns))
-    return "\n".join(lines)
-
-
-def targets_text(rows: List[dict]) -> List[str]:
-    lines = []
-    for batch, hidden, minimum in TARGETS:
-        match = [r for r in rows if r["section"] == "step" and r["threads"] == 1
-                 and r["batch"] == batch and r["hidden"] == hidden]
-        if match:
-            got = match[0]["speedup_vs_rnn_cell"]
-            lines.append(f"{'PASS' if got >= minimum else 'MISS'}  B={batch} H={hidden}: ClockworkRNNCell {got:.2f}x "
-                         f"nn.RNNCell's speed per step (target >= {minimum:g}x; CPU, 1 thread, no_grad, median)")
-    return lines
+def table_text(rows: List[dict]) -> str:
+    """A row per line: its sizes, each model's median microseconds per step, the ratios (ending in x)."""
+    def cells(row: dict):
+        for key, value in row.items():
+            if key == "times":
+                yield from ((f"{name} us", f"{t['median_us']:.2f}") for name, t in value.items())
+            elif key not in ("section", "device"):
+                yield key, (f"{value:.2f}x" if "speedup" in key or key == "work_ratio"
+                            else f"{value:.3g}" if isinstance(value, float) else str(value))
+    table = [list(cells(row)) for row in rows]
+    lines = [[heading for heading, _ in table[0]]] + [[value for _, value in line] for line in table]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(" ".join(cell.rjust(width) for cell, width in zip(line, widths)) for line in lines)
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -238,33 +187,29 @@ def main(argv: Optional[List[str]] = None) -> int:
     meta = {"mode": args.mode, "device": "cpu", **run_metadata("benchmarks streaming", argv, thread_counts)}
     print(f"cwrnn_ext {cwrnn_ext.__version__}, torch {torch.__version__}, {meta['cpu_model']}, "
           f"{available_cores()} cores, CPU capability {meta['cpu_capability']['kernel']}; mode {args.mode}; "
-          f"float32, I={INPUT_SIZE}, {NUM_MODULES} exponential modules\n"
+          f"float32, I={INPUT_SIZE}, {NUM_MODULES} exponential modules; microseconds per step, medians\n"
           "Speeds on a shared or busy machine vary from run to run; compare ratios within one table.")
-    rows = []
-    for threads in thread_counts:
-        torch.set_num_threads(threads)
-        for section, table in (("step", step_table), ("chunk", chunk_table)):
-            if section in args.sections:
-                rows += table(plan, threads)
-                print(f"\n== {section}, {threads} thread(s) ==\n" + table_text(section, rows_of(rows, section, threads)))
-    if "crossover" in args.sections:
-        torch.set_num_threads(thread_counts[0])
-        rows += crossover_table(plan, thread_counts[0])
-        print(f"\n== module-major vs time-major forward, {thread_counts[0]} thread(s) ==\n"
-              + table_text("crossover", rows_of(rows, "crossover", thread_counts[0])))
-    lines = targets_text(rows)
-    if lines:
-        print("\nTargets:\n" + "\n".join(lines))
+    rows, tables = [], [(section, threads) for threads in thread_counts for section in ("step", "chunk")]
+    for section, threads in tables + [("crossover", thread_counts[0])]:
+        if section in args.sections:
+            torch.set_num_threads(threads)
+            rows += {"step": step_table, "chunk": chunk_table, "crossover": crossover_table}[section](plan, threads)
+            note = ("; rule_cost = T*H*B^0.6: the kernel's rule (csrc/cpu/policy.h) picks time-major when it is small"
+                    if section == "crossover" else "")
+            print(f"\n== {section}, {plural(threads, 'thread')}{note} ==\n"
+                  + table_text([r for r in rows if r["section"] == section and r["threads"] == threads]))
+    for batch, hidden, minimum in TARGETS:
+        for r in rows:
+            if r["section"] == "step" and r["threads"] == 1 and (r["batch"], r["hidden"]) == (batch, hidden):
+                got = r["speedup_vs_rnn_cell"]
+                print(f"{'PASS' if got >= minimum else 'MISS'}  target B={batch} H={hidden}: ClockworkRNNCell "
+                      f"{got:.2f}x nn.RNNCell's speed per step (target >= {minimum:g}x; CPU, 1 thread, no_grad, median)")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"{result_stem(args.mode, 'streaming')}.json"
         path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
         print(f"wrote {path}")
     return 0
-
-
-def rows_of(rows: List[dict], section: str, threads: int) -> List[dict]:
-    return [r for r in rows if r["section"] == section and r["threads"] == threads]
 
 
 if __name__ == "__main__":  # `python -m benchmarks.streaming`: the same as `python -m benchmarks streaming`

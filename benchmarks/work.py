@@ -18,23 +18,13 @@ def allowed_columns(periods: Sequence[int], module_sizes: Sequence[int], module:
 def cwrnn_macs(periods: Sequence[int], module_sizes: Sequence[int], input_size: int, steps: int,
                batch: int = 1, t0: int = 0) -> int:
     """Multiply-adds of one CW-RNN layer over `steps` steps (only active modules' rows)."""
-    cost_per_tick = [size * (input_size + allowed_columns(periods, module_sizes, i))
-                     for i, size in enumerate(module_sizes)]
-    total = 0
-    for i, period in enumerate(periods):
-        ticks = count_ticks(period, steps, t0)
-        total += ticks * cost_per_tick[i]
-    return batch * total
+    return batch * sum(count_ticks(period, steps, t0) * size * (input_size + allowed_columns(periods, module_sizes, i))
+                       for i, (period, size) in enumerate(zip(periods, module_sizes)))
 
 
 def count_ticks(period: int, steps: int, t0: int = 0) -> int:
-    """How many t in [t0, t0 + steps) satisfy t % period == 0."""
-    return _multiples_below(period, t0 + steps) - _multiples_below(period, t0)
-
-
-def _multiples_below(period: int, end: int) -> int:
-    """Multiples of `period` in [0, end)."""
-    return (end + period - 1) // period
+    """How many t in [t0, t0 + steps) satisfy t % period == 0 (multiples below the end, less those below t0)."""
+    return (t0 + steps + period - 1) // period - (t0 + period - 1) // period
 
 
 def kernel_macs(periods: Sequence[int], module_sizes: Sequence[int], input_size: int, steps: int,

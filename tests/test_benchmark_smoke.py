@@ -27,8 +27,8 @@ import cwrnn_ext  # noqa: E402
 from cwrnn_ext.layout import allowed_mask  # noqa: E402
 
 from benchmarks import runner as runner_module  # noqa: E402
-from benchmarks.configs import (CPU_TARGETS, PLANS, TARGET_A, TARGET_C, TARGET_D, TARGET_E,  # noqa: E402
-                                TARGET_MINIMA, Config)
+from benchmarks.configs import (CPU_TARGETS, PASSES, PLANS, TARGET_A, TARGET_C, TARGET_D, TARGET_E,  # noqa: E402
+                                TARGET_MINIMA, Config, Timing)
 from benchmarks.machine import CAPABILITY_ENV, busy_note, fma_peak_per_s, threshold  # noqa: E402
 from benchmarks.measure import FreshProcesses, Task, summarise  # noqa: E402
 from benchmarks.models import CHECK_CONFIGS, MODEL_NAMES, build_models, max_differences  # noqa: E402
@@ -212,11 +212,10 @@ def test_full_plan_times_every_model_and_pass_on_the_targets():
 
 def test_full_plan_times_target_a_bidirectional_without_a_verdict():
     plan = PLANS["full"]
-    (extra,) = plan.extras
-    assert extra.config.bidirectional and extra.models == ("cwrnn", "rnn", "lstm")
-    target_a = next(t.config for t in plan.targets if t.key == "a")
-    assert extra.config == dataclasses.replace(target_a, bidirectional=True)
-    assert not any(t.config.bidirectional for t in plan.targets)
+    planned = {config: (names, passes) for config, names, passes in planned_configs(plan)}
+    bidirectional = dataclasses.replace(TARGET_A, bidirectional=True)
+    assert plan.bidirectional == bidirectional and planned[bidirectional] == (("cwrnn", "rnn", "lstm"), PASSES)
+    assert not any(t.config.bidirectional for t in plan.targets) and PLANS["quick"].bidirectional is None
 
 
 def test_records_written_before_the_bidirectional_field_still_match():
@@ -288,14 +287,15 @@ def test_smoke_prints_tables_and_targets(smoke_run):
 def test_each_measurement_runs_in_its_own_fresh_process():
     processes = FreshProcesses()
     config = Config(batch=2, steps=5, input_size=3, hidden_size=6, num_modules=2)
-    tasks = [Task(config, model, "forward", 1, 0.001, 2, 1.0, 1) for model in ("cwrnn", "rnn")]
+    timing = Timing(min_run_time=0.001, min_repeats=2, max_run_time=1.0, rounds=1)
+    tasks = [Task(config, model, "forward", 1, timing) for model in ("cwrnn", "rnn")]
     results = [processes.run(task, timeout_s=300) for task in tasks]
     for result in results:
         assert result["status"] == "ok", result
         assert result["cold_s"] > 0 and result["calls"] >= 1 and all(t > 0 for t in result["warm_s"])
     pids = {result["pid"] for result in results}
     assert len(pids) == 2 and os.getpid() not in pids
-    failed = processes.run(Task(config, "no_such_model", "forward", 1, 0.001, 2, 1.0, 1), 300)
+    failed = processes.run(Task(config, "no_such_model", "forward", 1, timing), 300)
     assert failed["status"].startswith("failed: ValueError: unknown model 'no_such_model'")
 
 
