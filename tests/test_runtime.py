@@ -52,6 +52,7 @@ name, bad, good = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
 x = torch.randn(8, 4, 3); hx = torch.zeros(4, 16); w_ih = torch.randn(16, 3); w_hh = torch.randn(16, 16)
 calls = {
     "forward": lambda: torch.ops.cwrnn_ext.forward(x, hx, w_ih, w_hh, None, [1, 2], [8, 8], 0, "tanh", None),
+    "step": lambda: torch.ops.cwrnn_ext.step(x[0], hx, w_ih, w_hh, None, None, [1, 2], [8, 8], 0, None, "tanh"),
     "memory_stats": cwrnn_ext.memory_stats,
 }
 report = {}
@@ -65,7 +66,7 @@ for value in bad:
             report[f"{value!r} {call_name}"] = str(error)
 os.environ[name] = good
 stats = cwrnn_ext.memory_stats()
-calls["forward"]()
+calls["forward"](); calls["step"]()
 os.environ[name] = "abc"
 report["after good"] = (stats, cwrnn_ext.memory_stats(), calls["forward"]()[0].shape[0])
 print(json.dumps(report))
@@ -82,7 +83,7 @@ def test_bad_values_are_refused_with_the_variable_named(name):
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     for value in bad:
-        for call_name in ("forward", "memory_stats"):
+        for call_name in ("forward", "step", "memory_stats"):
             message = report[f"{value!r} {call_name}"]
             assert message is not None, f"{name}={value!r}: {call_name} was not refused"
             assert f"{name}='{value}'" in message, f"{name}={value!r}: {call_name} raised {message!r}"
