@@ -3,9 +3,8 @@
 #include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
-#include "kernel_dtypes.h"
+#include "checks.h"
 #include "schedule.h"
-#include "step_arguments.h"
 #include "generic/step_generic.h"
 
 namespace cwrnn {
@@ -20,11 +19,7 @@ StepGradients step_backward(const Tensor& grad, const Tensor& input, const Tenso
                             StepGradientMask mask) {
   check_kernel_dtype(KernelOp::kStep, input);
   const bool relu = parse_activation(nonlinearity) == Activation::kRelu;
-  check_step_arguments(input, hx, weight_ih, weight_hh, std::nullopt, std::nullopt, t, clocks);
-  check_step_tensor(grad, "grad", input);
-  check_step_tensor(output, "output", input);
-  TORCH_CHECK(grad.sizes() == hx.sizes() && output.sizes() == hx.sizes(),
-              "grad and output must be (B, H) like hx, got ", grad.sizes(), " and ", output.sizes());
+  check_step_backward_arguments(grad, input, hx, weight_ih, weight_hh, output, t, clocks);
   const c10::DeviceGuard guard(input.device());
   return step_backward_generic(grad, input, hx, weight_ih, weight_hh, output, periods,
                                module_sizes, t, clocks, relu, mask);

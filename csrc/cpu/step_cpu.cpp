@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "../schedule.h"
-#include "../step_arguments.h"
+#include "../checks.h"
 #include "entry_checks.h"
 #include "step_rows.h"
 

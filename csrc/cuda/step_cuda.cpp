@@ -8,7 +8,7 @@
 
 #include "../kernel_dtypes.h"
 #include "../schedule.h"
-#include "../step_arguments.h"
+#include "../checks.h"
 #include "../generic/step_generic.h"
 
 namespace cwrnn {

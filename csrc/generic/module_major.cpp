@@ -13,74 +13,7 @@
 #include <vector>
 
 namespace cwrnn {
-namespace {
-
 using at::Tensor;
-
-void check_same(const Tensor& t, const char* name, const Tensor& input) {
-  TORCH_CHECK(t.scalar_type() == input.scalar_type(), name, " has dtype ", t.scalar_type(),
-              " but input has dtype ", input.scalar_type());
-  TORCH_CHECK(t.device() == input.device(), name, " is on ", t.device(), " but input is on ",
-              input.device());
-}
-
-}  // namespace
-
-void check_forward_arguments(const Tensor& input, const Tensor& hx, const Tensor& weight_ih,
-                             const Tensor& weight_hh, const std::optional<Tensor>& bias,
-                             const std::optional<Tensor>& lengths) {
-  TORCH_CHECK(input.dim() == 3, "input must be 3-D (T, B, I), got ", input.sizes());
-  const int64_t T = input.size(0), B = input.size(1), I = input.size(2);
-  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(0) == weight_hh.size(1),
-              "weight_hh must be square (H, H), got ", weight_hh.sizes());
-  const int64_t H = weight_hh.size(0);
-  TORCH_CHECK(weight_ih.dim() == 2 && weight_ih.size(0) == H && weight_ih.size(1) == I,
-              "weight_ih must be (", H, ", ", I, "), got ", weight_ih.sizes());
-  TORCH_CHECK(hx.dim() == 2 && hx.size(0) == B && hx.size(1) == H, "hx must be (", B, ", ", H,
-              "), got ", hx.sizes());
-  check_same(hx, "hx", input);
-  check_same(weight_ih, "weight_ih", input);
-  check_same(weight_hh, "weight_hh", input);
-  if (bias) {
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == H, "bias must be (", H, "), got ", bias->sizes());
-    check_same(*bias, "bias", input);
-  }
-  if (lengths) {
-    TORCH_CHECK(lengths->dim() == 1 && lengths->size(0) == B, "lengths must be (", B, "), got ",
-                lengths->sizes());
-    TORCH_CHECK(lengths->scalar_type() == at::kLong, "lengths must be int64, got ",
-                lengths->scalar_type());
-    TORCH_CHECK(lengths->device() == input.device(), "lengths is on ", lengths->device(),
-                " but input is on ", input.device());
-    // On the host the check is free. On a GPU it would sync the stream (and forbid CUDA graphs):
-    // there the Python layer checks, and the schedule clamps (see in_range) so that no value
-    // can index outside the tensors.
-    if (B > 0 && lengths->is_cpu()) {
-      TORCH_CHECK(lengths->min().item<int64_t>() >= 0 && lengths->max().item<int64_t>() <= T,
-                  "lengths must lie in [0, ", T, "]");
-    }
-  }
-}
-
-void check_backward_arguments(const std::optional<Tensor>& grad_output,
-                              const std::optional<Tensor>& grad_h_n, const Tensor& input,
-                              const Tensor& hx, const Tensor& weight_ih, const Tensor& weight_hh,
-                              const Tensor& output, const std::optional<Tensor>& lengths) {
-  check_forward_arguments(input, hx, weight_ih, weight_hh, std::nullopt, lengths);
-  const int64_t T = input.size(0), B = input.size(1), H = weight_hh.size(0);
-  TORCH_CHECK(output.sizes() == at::IntArrayRef({T, B, H}), "output must be (T, B, H), got ",
-              output.sizes());
-  check_same(output, "output", input);
-  if (grad_output) {
-    TORCH_CHECK(grad_output->sizes() == output.sizes(), "grad_output must be (T, B, H), got ",
-                grad_output->sizes());
-    check_same(*grad_output, "grad_output", input);
-  }
-  if (grad_h_n) {
-    TORCH_CHECK(grad_h_n->sizes() == hx.sizes(), "grad_h_n must be (B, H), got ", grad_h_n->sizes());
-    check_same(*grad_h_n, "grad_h_n", input);
-  }
-}
 
 namespace {
 

@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "../checks.h"
 #include "../schedule.h"
 
 namespace cwrnn {
@@ -76,16 +77,6 @@ class RecurrenceBackend {
 
 // Pieces of the schedule that the CPU's own schedule (cpu/schedule_cpu.cpp) shares.
 
-// Every check whose failure would let a kernel touch memory it must not.
-void check_forward_arguments(const at::Tensor& input, const at::Tensor& hx,
-                             const at::Tensor& weight_ih, const at::Tensor& weight_hh,
-                             const std::optional<at::Tensor>& bias,
-                             const std::optional<at::Tensor>& lengths);
-void check_backward_arguments(const std::optional<at::Tensor>& grad_output,
-                              const std::optional<at::Tensor>& grad_h_n, const at::Tensor& input,
-                              const at::Tensor& hx, const at::Tensor& weight_ih,
-                              const at::Tensor& weight_hh, const at::Tensor& output,
-                              const std::optional<at::Tensor>& lengths);
 // The period groups, fastest first, and where each ticks in `steps` steps from clock t0.
 std::vector<GroupTicks> schedule(const at::Tensor& weight_hh, c10::IntArrayRef periods,
                                  c10::IntArrayRef module_sizes, int64_t steps, int64_t t0);

@@ -1,6 +1,6 @@
 // The `step` op written once with ATen ops, for every device: the forward that CUDA runs (a few
 // GEMMs per active group; the CPU has its own kernel, cpu/step_cpu.cpp), and the backward that
-// every device runs. Arguments are checked by the callers (step_arguments.h).
+// every device runs. Arguments are checked by the callers (../checks.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -8,7 +8,7 @@
 
 #include <vector>
 
-#include "../step_arguments.h"
+#include "../checks.h"
 #include "module_major.h"
 #include "plain_recurrence.h"
 #include "step_generic.h"
