@@ -1,9 +1,8 @@
 """bfloat16 and float16 on the CPU (half storage, float32 arithmetic and state) and torch.autocast.
 
-Accuracy criterion, per output and per gradient, both measured against the float64 reference run on
-the same (rounded) inputs and upstream gradients: max |kernel - ref64| <= 2 * max |ref_dtype - ref64|
-+ atol, where ref_dtype is the same math in PyTorch in that dtype (the reference run in it) and atol
-is half a unit in the last place of the tensor's largest entry (the rounding of the result itself).
+Accuracy criterion, per output and per gradient: helpers.assert_half_close, against the float64
+reference run on the same (rounded) inputs and upstream gradients, with the same math in PyTorch in
+that dtype (the reference run in it) as the yardstick.
 """
 import pytest
 import torch
@@ -11,7 +10,7 @@ from torch import nn
 
 import cwrnn_ext
 from cwrnn_ext import reference
-from helpers import make_problem, preactivations, random_lengths, upstream_grads
+from helpers import assert_half_close, make_problem, preactivations, random_lengths, upstream_grads
 
 HALF = [torch.bfloat16, torch.float16]
 # (T, B, I, periods, module_sizes): small groups and register-blocked ones (k >= 32)
@@ -61,11 +60,7 @@ def test_half_within_twice_the_error_of_pytorch_in_that_dtype(dtype, case, nonli
                                    go, gh, **kw)
     for name, want in expected.items():
         assert kernel[name].dtype == dtype, name
-        err = (kernel[name].double() - want).abs().max().item()
-        err_pytorch = (same_dtype[name].double() - want).abs().max().item()
-        atol = 0.5 * torch.finfo(dtype).eps * want.abs().max().item()
-        assert err <= 2 * err_pytorch + atol, f"{name}: kernel error {err:.3g}, PyTorch in {dtype} {err_pytorch:.3g}"
-        assert torch.isfinite(kernel[name]).all(), name
+        assert_half_close(kernel[name], want, same_dtype[name], name)
 
 
 @pytest.mark.parametrize("dtype", HALF, ids=str)
