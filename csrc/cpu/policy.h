@@ -1,4 +1,4 @@
-// Every tuned constant of the CPU schedules, with how it was chosen. Each was measured on one or
+// Every tuned constant of the CPU paths, with how it was chosen. Each was measured on one or
 // two machines (2-core x86-64 VMs, 2026-11/12): a guess that held there, not a law; the tests check
 // the properties that depend on them (which path runs, how many threads), never their values.
 #pragma once
