@@ -47,7 +47,7 @@ inline void check_bias(const std::optional<at::Tensor>& bias, const char* name, 
 
 // The sequence ops: input (T, B, I), the layer's tensors, bias (H) = bias_ih + bias_hh, lengths
 // int64 (B) in [0, T] (the values are read only on the host: on a GPU that would sync the
-// stream, so there the Python layer checks them and the schedule clamps them).
+// stream, so there the Python layer checks them and module-major clamps them).
 void check_forward_arguments(const at::Tensor& input, const at::Tensor& hx,
                              const at::Tensor& weight_ih, const at::Tensor& weight_hh,
                              const std::optional<at::Tensor>& bias,

@@ -218,7 +218,7 @@ TORCH_LIBRARY(cwrnn_ext, m) {
       "bool[5] output_mask) -> (Tensor?, Tensor?, Tensor?, Tensor?, Tensor?)");
   // For tests only (CPU kernels in generic/test_ops.cpp): the device-generic code that CUDA runs,
   // run on the CPU so that the tests check it without a GPU. No autograd, no fake kernels.
-  // forward and backward through the module-major schedule with plain recurrences as its
+  // forward and backward through the generic module-major with plain recurrences as its
   // backend; same arguments and results as forward / backward.
   m.def(
       "_generic_forward(Tensor input, Tensor hx, Tensor weight_ih, Tensor weight_hh, Tensor? bias, "

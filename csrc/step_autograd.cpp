@@ -1,6 +1,6 @@
 // Autograd for the `step` op, in C++ rather than with torch.library.register_autograd as the
-// sequence ops do: a Python autograd kernel runs on every call, gradients wanted or not, and at
-// about 6 us it would cost half of a whole nn.RNNCell step (the budget of a step here). Without
+// sequence ops do: a Python autograd kernel runs on every call, gradients wanted or not, and it
+// costs about as much as a whole small nn.RNNCell step, the budget of a step here. Without
 // gradients this kernel goes straight to the device kernel. The backward is the registered op
 // `step_backward`, so torch.compile traces both passes; differentiating it again is refused.
 #include <ATen/core/dispatch/Dispatcher.h>

@@ -2,7 +2,8 @@
 //
 // glibc maps every block above its mmap threshold (at most 32 MiB) anew and unmaps it on free, so
 // a plain process pays for a large output on every call: one page fault per 4 KiB and the kernel
-// zeroing each page, which for target (a)'s 32 MiB output took about a third of the forward.
+// zeroing each page, a cost of the order of the forward's own arithmetic (docs/design.md, Fresh
+// memory costs page faults).
 // empty_output hands out blocks that, when their tensor dies, go back to a process-wide pool
 // instead of to the OS, and the next call of the same size takes them with every page mapped.
 //

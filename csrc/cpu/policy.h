@@ -1,6 +1,6 @@
-// Every tuned constant of the CPU schedules, with how it was chosen. Each was measured on one or
-// two machines (2-core x86-64 VMs, 2026-11/12): a guess that held there, not a law; the tests check
-// the properties that depend on them (which path runs, how many threads), never their values.
+// Every tuned constant of the CPU paths, with how it was chosen. Each was measured on one or
+// two 2-core x86-64 VMs: a guess that held there, not a law; the tests check the properties that
+// depend on them (which path runs, how many threads), never their values.
 #pragma once
 
 #include <cstdint>
@@ -9,14 +9,12 @@ namespace cwrnn::policy {
 
 // Multiply-adds per parallel region below which a second thread costs more than it saves: waking
 // the pool and joining it take microseconds on an idle machine, and on a loaded one the join waits
-// for a descheduled thread (a B=4 T=20 H=64 forward: 0.7 ms on one thread, 19 ms on two at load
-// 15). One threshold for every CPU call; each op counts its work per parallel region it opens:
-// the forward and the step one region (all their multiply-adds), the backward about two per period
-// group (recurrence, GEMMs), so the forward's count over the number of groups.
-// Measured on an idle 2-core AMD EPYC (2026-12-03, 2 threads against 1, medians of 31-201 calls):
-// the forward broke even at 0.13M multiply-adds and gained 9-20% at 0.5-4M, 44% at 34M; the step
-// broke even at 0.66M and gained 24% at 2.6M; forward+backward lost 8-25% up to 4M forward
-// multiply-adds (g=4) and gained 35% at 34M.
+// for a descheduled thread. One threshold for every CPU call; each op counts its work per parallel
+// region it opens: the forward and the step one region (all their multiply-adds), the backward
+// about two per period group (recurrence, GEMMs), so the forward's count over the number of groups.
+// Measured (idle 2-core AMD EPYC, 2 threads against 1): the forward broke even at 0.13M
+// multiply-adds, the step at 0.66M, forward+backward between 4M and 34M; loaded, a B=4 T=20
+// H=64 forward took 19 ms on two threads against 0.7 ms on one.
 constexpr int64_t kMinParallelMacs = int64_t{1} << 19;
 
 // A sequence forward runs time-major (forward_path.h) when steps * hidden * batch^0.6 is at most

@@ -1,7 +1,8 @@
-// The only sequential part of the module-major schedule: one period group's k x k recurrence over
-// its own ticks, forward and backward. Everything else (input and cross-group terms, weight
-// gradients) is done in large GEMMs by the caller. Batch rows are independent, so each thread owns
-// a range of rows and runs all ticks without synchronising.
+// The only sequential part of module-major: one period group's k x k recurrence over its own
+// ticks, forward and backward. The forward recurrence also computes its tick's input projection
+// and its held term (ForwardRecurrence); the backward leaves the weight gradients and what goes
+// back to the slower groups to the caller's GEMMs (schedule_cpu.cpp). Batch rows are
+// independent, so each thread owns a range of rows and runs all ticks without synchronising.
 //
 // T is the storage type of the layer's tensors (input, out, h0, grad_output), A the type the
 // recurrence computes and keeps its state in: T itself for float32 and float64; float32 for
@@ -34,8 +35,8 @@ struct HeldSource {
   int64_t first, period;
 };
 
-// Where a faster group's backward adds its deltas, summed per value of a slower group that its
-// ticks read (the mirror of HeldSource): sums (ticks + 1, B, width) row-major, written.
+// A sink: where a faster group's backward adds its deltas, summed per value of a slower group
+// that its ticks read (the mirror of HeldSource): sums (ticks + 1, B, width) row-major, written.
 template <typename A>
 struct HeldSink {
   A* sums;
@@ -105,11 +106,11 @@ struct BackwardRecurrence : GroupRecurrence<T, A> {
                         // h0's columns, is left to the caller)
 };
 
-// The rows of out (T, B, H) at which a group does not tick: each holds the group's state after its
-// last tick before that step, or h0's columns before its first tick. The forward recurrences write
-// only the tick rows; fill_held_rows writes the rest for steps [s0, s1) and batch rows [b0, b1),
-// every group of a row in one pass, so that the writes run along whole rows instead of one
-// group's columns at a time.
+// A group's held rows: the rows of out (T, B, H) at which it does not tick, each holding its state
+// after its last tick before that step, or h0's columns before its first tick. The forward
+// recurrences write only the tick rows; fill_held_rows writes the held rows for steps [s0, s1) and
+// batch rows [b0, b1), every group of a row in one pass, so that the writes run along whole rows
+// instead of one group's columns at a time.
 struct HeldRowsGroup {
   int64_t begin, size;           // columns [begin, begin + size)
   int64_t first, period, ticks;  // as GroupRecurrence

@@ -138,8 +138,8 @@ __attribute__((always_inline)) inline void accumulate_rows(const Block<T>& m, co
 }
 
 // dst[0:n] = src[0:n] inline. The rows copied here are one group's k values, often 16 to 64
-// bytes, where a call to memcpy costs more than the copy (it was a fifth of the forward's cycles
-// at k = 16): fixed-size pieces, which the compiler turns into vector moves.
+// bytes, where a call to memcpy costs more than the copy: fixed-size pieces, which the compiler
+// turns into vector moves.
 template <typename D>
 __attribute__((always_inline)) inline void copy_row(D* __restrict dst, const D* __restrict src, int64_t n) {
   auto* d = reinterpret_cast<char*>(dst);
@@ -256,7 +256,7 @@ __attribute__((always_inline)) inline void forward_rows(const ForwardRecurrence<
       while (h.first + held_value[j] * h.period <= s - 1) ++held_value[j];
     }
     // A single row's next rows follow its current ones in every stream, which the hardware
-    // prefetcher already follows; the hints only cost instructions there (about 5% at B = 1).
+    // prefetcher already follows; the hints would only cost instructions there.
     if (n + 1 < n1 && rows > 1) {
       for (int64_t b = b0; b < b1; ++b) {
         if (project) prefetch_row<T>(row_address(p.input, (s + p.period) * B + b, I, 0), I);
@@ -306,7 +306,7 @@ __attribute__((always_inline)) inline void held_rows(const HeldRows<T>& p, int64
                                                      int64_t b0, int64_t b1) {
   const int64_t B = p.batch, H = p.hidden;
   // Per group, its last tick at or before step s (-1: none yet), advanced step by step (a division
-  // per group and step cost as much as the copies at B = 1), and the step whose row it holds at
+  // per group and step costs as much as the copies at B = 1), and the step whose row it holds at
   // s (-1: h0), or -2 where it ticks at s.
   std::vector<int64_t> tick(p.num_groups), source(p.num_groups);
   for (int64_t g = 0; g < p.num_groups; ++g) {

@@ -1,4 +1,5 @@
-// The module-major schedule as the CPU runs it (the generic one is ../generic/module_major.h).
+// The CPU module-major (the generic one is ../generic/module_major.h): the module-major and
+// pipelined forward paths (forward_path.h) and every CPU backward.
 //
 // Same arithmetic, arranged to allocate, touch and synchronise as little as possible, since in a
 // plain process every freshly mapped page costs a fault on first touch:

@@ -7,7 +7,7 @@
 //   CWRNN_VECTOR_BYTES      the width of one register: 16 (SSE2, NEON), 32 (AVX2), 64 (AVX-512)
 //   CWRNN_VECTOR_REGISTERS  how many vector registers the set has: 16 (SSE2, AVX2), 32 (AVX-512, NEON)
 // No vector here is wider than a register: a wider GCC vector has no register form and lives on the
-// stack, piece by piece (which made the AVX2 build slower than nn.RNN).
+// stack, piece by piece, so that every multiply-add loads and stores it.
 #pragma once
 #ifndef CWRNN_ISA
 #error "compiled per instruction set only, through isa_kernels.h"

@@ -1,8 +1,8 @@
 // Transposed copies of weight blocks, converted to the arithmetic type, for the CPU forward.
 //
 // ATen's copy_ of a transposed view is fast only for a whole contiguous matrix; for the blocks the
-// forward needs (each group's columns of W_hh up to its end, about half the matrix) it went
-// element by element: about 3 ms per call at H = 1024, more than a B = 1 forward's arithmetic.
+// forward needs (each group's columns of W_hh up to its end, about half the matrix) it goes
+// element by element, which at large H costs more than a B = 1 forward's arithmetic.
 #pragma once
 
 #include <c10/util/BFloat16.h>

@@ -1,4 +1,4 @@
-// CUDA kernels: the module-major schedule of module_major.cpp (its GEMMs run through ATen, i.e.
+// CUDA kernels: the generic module-major of module_major.cpp (its GEMMs run through ATen, i.e.
 // cuBLAS) with the per-group recurrences of recurrence_kernels.cuh (the slower groups' held terms
 // fused in), on the current stream of the input's device, registered for the CUDA dispatch key.
 //
@@ -9,7 +9,7 @@
 //   the input term `pre` and each slower group's held term (each one GEMM's output, summed in
 //   float32 by the recurrence). This keeps tensor-core GEMMs and half the memory traffic for the
 //   pass that inference also runs.
-// - Backward upcasts everything to float32, runs the float32 schedule and casts the five
+// - Backward upcasts everything to float32, runs the float32 backward and casts the five
 //   gradients back. In the input dtype, module_major_backward would accumulate the gradient that
 //   reaches each state (from the output, h_n and every faster group) and grad_input (one term per
 //   group ticking at a step) by repeated additions rounded to the half type (in bfloat16 each
@@ -38,7 +38,7 @@ cudaStream_t current_stream(const Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
 
-// The slower groups' held terms (forward) or sums (backward), by value in the kernel's parameters.
+// The slower groups' held terms (forward) or sinks (backward), by value in the kernel's parameters.
 template <typename scalar_t>
 void fill_held(cuda::GroupParams<scalar_t>& p, const std::vector<HeldTerm>& terms) {
   TORCH_CHECK(terms.size() <= static_cast<size_t>(cuda::kMaxHeld), "cwrnn_ext CUDA kernel: a period group reads ",

@@ -1,4 +1,4 @@
-// CUDA kernels for the sequential part of the module-major schedule: one period group's k x k
+// CUDA kernels for the sequential part of module-major: one period group's k x k
 // recurrence over all of its ticks, forward and backward, with the slower groups' held terms
 // fused in (semantics: recurrence_params.h, the same as ../cpu/recurrence.h).
 //

@@ -1,8 +1,8 @@
 // The `step` op's forward on CUDA (its backward, for every device, is step_backward.cpp): the ATen
-// composite of step_generic.cpp (a few cuBLAS GEMMs and elementwise kernels per active group) on the current stream, without host syncs: per-row
-// clocks are compared on the device. A fused kernel (one launch per step) would cut the launch
-// count; this composite is what exists today, and it has only been compiled, never run on a GPU
-// here (the tests check the same composite on the CPU through the test op _generic_step).
+// composite of step_generic.cpp (a few cuBLAS GEMMs and elementwise kernels per active group) on
+// the current stream, without host syncs: per-row clocks are compared on the device. A fused
+// kernel (one launch per step) would cut the launch count; none is written. The tests check the
+// same composite on the CPU through the test op _generic_step.
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 

@@ -17,7 +17,7 @@ using at::Tensor;
 
 namespace {
 
-// lengths as the schedule uses them: checked on the host; clamped into [0, T] on a GPU, where
+// lengths as module-major uses them: checked on the host; clamped into [0, T] on a GPU, where
 // they are not checked here (check_forward_arguments), so that nothing can index out of bounds.
 std::optional<Tensor> in_range(const std::optional<Tensor>& lengths, int64_t steps) {
   if (!lengths || lengths->is_cpu()) return lengths;

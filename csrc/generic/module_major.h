@@ -1,7 +1,7 @@
-// The module-major schedule (docs/design.md, The module-major schedule), written once with ATen
-// ops for every device. (The CPU runs a variant of it with its temporaries in a reused workspace:
-// cpu/schedule_cpu.cpp; both add the held terms inside the recurrences and sum the deltas per held
-// value.)
+// The generic module-major (docs/design.md, Module-major: group after group), written once with
+// ATen ops: CUDA's forward and backward, and on the CPU the test ops (test_ops.cpp). (The CPU's own
+// module-major, with its temporaries in a reused workspace, is cpu/schedule_cpu.cpp; both add the
+// held terms inside the recurrences and sum the deltas into sinks, one per held value.)
 //
 // Forward walks period groups from slowest to fastest: the input term is one large GEMM per group
 // over all its ticks, the term from each slower group (whose trajectory is already known) one GEMM
@@ -35,13 +35,15 @@ struct GroupTicks {
 //   values[m] = W_hh[0:begin, its columns] h^{(m)},  (ticks + 1, B, begin) contiguous,
 // where h^{(0)} is hx and h^{(n+1)} its state after tick n. A tick at step s of a faster group
 // reads the value held at step s - 1: m = 0 if s - 1 < first, else (s - 1 - first) / period + 1.
+// The backward's sinks have the same shape and indexing and use this struct too: values[m] is then
+// the sum of the deltas of the faster ticks that read held value m.
 struct HeldTerm {
   at::Tensor values;
   int64_t first;
   int64_t period;
 };
 
-// Copies a group's shape and schedule into a backend's kernel parameters (the CPU and CUDA
+// Copies a group's shape and ticks into a backend's kernel parameters (the CPU and CUDA
 // parameter structs share these field names).
 template <typename Params>
 void fill_group(Params& p, const GroupTicks& g, const at::Tensor& out, Activation activation) {
@@ -75,7 +77,7 @@ class RecurrenceBackend {
                                   Activation activation, const std::vector<HeldTerm>& sinks) const = 0;
 };
 
-// Pieces of the schedule that the CPU's own schedule (cpu/schedule_cpu.cpp) shares.
+// Pieces of the generic module-major that the CPU module-major (cpu/schedule_cpu.cpp) shares.
 
 // The period groups, fastest first, and where each ticks in `steps` steps from clock t0.
 std::vector<GroupTicks> schedule(const at::Tensor& weight_hh, c10::IntArrayRef periods,

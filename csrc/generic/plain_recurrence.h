@@ -1,5 +1,5 @@
 // One period group's recurrence written as plainly as it can be: loops over batch rows, ticks and
-// the k x k block, one value at a time. It is the CPU backend of the generic schedule (the test
+// the k x k block, one value at a time. It is the CPU backend of the generic module-major (the test
 // ops of test_ops.cpp) and the reference the CUDA kernels' emulation is checked against
 // (tests/cuda_emulation), so it favours being obviously right over speed, and works on raw
 // pointers (no ATen) so that both can call it.

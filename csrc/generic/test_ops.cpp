@@ -1,6 +1,6 @@
 // The CPU kernels of the ops for tests only (schemas in ../ops.cpp): the device-generic code that
 // CUDA runs, run on the CPU so that the tests can check it without a GPU.
-// - _generic_forward / _generic_backward: the module-major schedule (module_major.cpp) with the
+// - _generic_forward / _generic_backward: the generic module-major (module_major.cpp) with the
 //   plain recurrences (plain_recurrence.h) as its backend, in place of the CUDA kernels;
 // - _generic_step: the `step` op's ATen composite (step_generic.cpp), CUDA's step.
 #include <ATen/Dispatch.h>
@@ -29,7 +29,7 @@ T* rows(const Tensor& t) {
   return t.mutable_data_ptr<T>();
 }
 
-// The group's shape and the slower groups' held terms (forward) or sums (backward); `held`
+// The group's shape and the slower groups' held terms (forward) or sinks (backward); `held`
 // keeps the descriptions the group points to.
 template <typename T>
 plain::Group<T> group_of(const GroupTicks& g, const Tensor& out, Activation activation, const Tensor& diag,
@@ -67,7 +67,7 @@ class PlainRecurrence final : public RecurrenceBackend {
   }
 };
 
-// float32 and float64: the types whose CUDA backward runs this schedule.
+// float32 and float64: the types whose CUDA backward runs the generic module-major.
 void check_generic(const Tensor& input) {
   TORCH_CHECK(input.device().is_cpu(), "expected CPU tensors, got ", input.device());
   TORCH_CHECK(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble,
