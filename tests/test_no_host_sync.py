@@ -22,7 +22,7 @@ SYNCING_OPS = {"aten::item", "aten::_local_scalar_dense", "aten::to", "aten::_to
 
 def test_schedule_dispatches_no_host_device_ops():
     """Forward and backward of the generic schedule, the one CUDA runs (the CPU's own variant,
-    csrc/cpu/schedule_cpu.cpp, never meets a GPU), run on the CPU through its test ops, without
+    csrc/cpu/module_major_cpu.cpp, never meets a GPU), run on the CPU through its test ops, without
     lengths (lengths on the host are checked on the host): none of the ops a GPU would have to
     wait for."""
     model = cwrnn_ext.ClockworkRNN(4, 24, periods=[1, 2, 4, 8])

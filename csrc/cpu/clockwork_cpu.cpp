@@ -8,7 +8,7 @@
 #include "../generic/module_major.h"
 #include "entry_checks.h"
 #include "forward_path.h"
-#include "schedule_cpu.h"
+#include "module_major_cpu.h"
 #include "threads.h"
 #include "time_major.h"
 

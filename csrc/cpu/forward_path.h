@@ -2,7 +2,7 @@
 // (the `forward` op asks; Python does not choose):
 // - time-major: one step after another through the step kernel (time_major.h); almost no cost
 //   per call, but every step reads each active group's weight rows again;
-// - module-major: group after group over all their ticks (schedule_cpu.h), batch rows split over
+// - module-major: group after group over all their ticks (module_major_cpu.h), batch rows split over
 //   threads; a fixed cost per call and group that a long sequence amortises;
 // - pipelined: module-major on two threads as a pipeline over time, for a batch too small to
 //   split (pipeline.h).

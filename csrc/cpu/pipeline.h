@@ -12,7 +12,7 @@
 
 #include "../generic/module_major.h"
 #include "recurrence.h"
-#include "schedule_cpu.h"
+#include "module_major_cpu.h"
 #include "threads.h"
 #include "workspace.h"
 

@@ -1,7 +1,7 @@
 // The only sequential part of module-major: one period group's k x k recurrence over its own
 // ticks, forward and backward. The forward recurrence also computes its tick's input projection
 // and its held term (ForwardRecurrence); the backward leaves the weight gradients and what goes
-// back to the slower groups to the caller's GEMMs (schedule_cpu.cpp). Batch rows are
+// back to the slower groups to the caller's GEMMs (module_major_cpu.cpp). Batch rows are
 // independent, so each thread owns a range of rows and runs all ticks without synchronising.
 //
 // T is the storage type of the layer's tensors (input, out, h0, grad_output), A the type the

@@ -1,5 +1,5 @@
 // The CPU forward of a short sequence, one step after another through the step kernel: the same
-// results as the module-major forward (schedule_cpu.h), without its fixed cost per call and group.
+// results as the module-major forward (module_major_cpu.h), without its fixed cost per call and group.
 // forward_path.h decides when it runs; float32 and float64 (the step kernel's dtypes).
 #pragma once
 

@@ -1,6 +1,6 @@
 // The generic module-major (docs/design.md, Module-major: group after group), written once with
 // ATen ops: CUDA's forward and backward, and on the CPU the test ops (test_ops.cpp). (The CPU's own
-// module-major, with its temporaries in a reused workspace, is cpu/schedule_cpu.cpp; both add the
+// module-major, with its temporaries in a reused workspace, is cpu/module_major_cpu.cpp; both add the
 // held terms inside the recurrences and sum the deltas into sinks, one per held value.)
 //
 // Forward walks period groups from slowest to fastest: the input term is one large GEMM per group
@@ -77,7 +77,7 @@ class RecurrenceBackend {
                                   Activation activation, const std::vector<HeldTerm>& sinks) const = 0;
 };
 
-// Pieces of the generic module-major that the CPU module-major (cpu/schedule_cpu.cpp) shares.
+// Pieces of the generic module-major that the CPU module-major (cpu/module_major_cpu.cpp) shares.
 
 // The period groups, fastest first, and where each ticks in `steps` steps from clock t0.
 std::vector<GroupTicks> schedule(const at::Tensor& weight_hh, c10::IntArrayRef periods,

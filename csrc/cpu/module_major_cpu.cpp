@@ -1,4 +1,4 @@
-#include "schedule_cpu.h"
+#include "module_major_cpu.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
