@@ -54,7 +54,7 @@ def check_clocks_fit(t0: int, steps: int, name: str = "t0") -> None:
 
 
 def check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, module_sizes,
-                    t0, nonlinearity, lengths) -> Arguments:
+                    t0, nonlinearity, lengths, same_dtype: bool = True) -> Arguments:
     _check_tensor(input, "input", 3)
     if not input.is_floating_point():
         raise TypeError(f"input must be a floating-point tensor, got {input.dtype}")
@@ -81,7 +81,7 @@ def check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods, 
                              f"got {tuple(hx.shape)}")
         named.append(("hx", hx))
     for name, tensor in named:
-        if tensor.dtype != input.dtype:
+        if same_dtype and tensor.dtype != input.dtype:
             raise TypeError(f"{name} has dtype {tensor.dtype} but input has dtype {input.dtype}; "
                             f"all tensors must share one dtype")
         if tensor.device != input.device:

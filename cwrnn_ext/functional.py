@@ -26,23 +26,6 @@ def _autocast_enabled(device_type: str) -> bool:
         return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
-def _autocast(device_type, *tensors):
-    """Inside torch.autocast the layer runs in the region's lower-precision dtype, as nn.RNN does:
-    float32 (and other half-type) tensors on that device are cast to it, float64 ones are left
-    alone, as autocast leaves them. (The op's own autocast kernel does the same for direct calls.)"""
-    try:
-        dtype = torch.get_autocast_dtype(device_type)
-    except AttributeError:  # torch < 2.4
-        dtype = torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
-
-    def cast(t):
-        eligible = (isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != torch.float64
-                    and t.device.type == device_type)
-        return t.to(dtype) if eligible else t
-
-    return tuple(cast(t) for t in tensors)
-
-
 def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
                   module_sizes=None, t0=0, nonlinearity="tanh", lengths=None):
     """One Clockwork RNN layer over time-major `input` (T, B, I).
@@ -51,11 +34,12 @@ def clockwork_rnn(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
     On the CPU the kernel itself chooses how to run the sequence (step after step for short
     ones, module after module for long ones); the results are the same.
     """
-    if isinstance(input, torch.Tensor) and _autocast_enabled(input.device.type):
-        input, hx, weight_ih, weight_hh, bias_ih, bias_hh = _autocast(
-            input.device.type, input, hx, weight_ih, weight_hh, bias_ih, bias_hh)
+    # Inside torch.autocast the tensors may differ in dtype: the op's autocast kernel
+    # (csrc/autocast.cpp, the one autocast policy) casts them, as nn.RNN's are cast, and its C++
+    # checks then see one dtype; the reference fallback follows autocast through ATen's own ops.
+    autocast = isinstance(input, torch.Tensor) and _autocast_enabled(input.device.type)
     args = check_arguments(input, hx, weight_ih, weight_hh, bias_ih, bias_hh, periods,
-                           module_sizes, t0, nonlinearity, lengths)
+                           module_sizes, t0, nonlinearity, lengths, same_dtype=not autocast)
     if not ops.kernel_supports(input.device, input.dtype):
         if not ops.KERNELS_LOADED:
             _warn_fallback_once(f"the compiled extension did not load ({ops.LOAD_ERROR})")

@@ -97,14 +97,18 @@ def test_autocast_runs_like_nn_rnn(dtype):
     grads = torch.autograd.grad(output.float().square().sum() + h_n[0].float().sum(), params)
     assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
 
-    # The same computation by hand: parameters cast to the dtype, gradients cast back.
-    cast = [p.detach().to(dtype).requires_grad_() for p in params]
+    # The same computation by hand: the op's arguments cast to the dtype (the layer passes one bias,
+    # bias_ih + bias_hh summed in float32, so it is rounded once), gradients cast back.
+    w_ih, w_hh, b_ih, b_hh = params
+    cast = [w.detach().to(dtype).requires_grad_() for w in (w_ih, w_hh)]
+    bias = (b_ih.detach() + b_hh.detach()).requires_grad_()
     x_cast = features.detach()
-    out_cast, hn_cast = cwrnn_ext.clockwork_rnn(x_cast, None, *cast, model.periods, model.module_sizes)
-    grads_cast = torch.autograd.grad(out_cast.float().square().sum() + hn_cast.float().sum(), cast)
+    out_cast, hn_cast = torch.ops.cwrnn_ext.forward(x_cast, x_cast.new_zeros(3, 40), *cast, bias.to(dtype),
+                                                    model.periods, model.module_sizes, 0, "tanh", None)
+    grads_cast = torch.autograd.grad(out_cast.float().square().sum() + hn_cast.float().sum(), cast + [bias])
     assert torch.equal(output, out_cast) and torch.equal(h_n[0], hn_cast)
-    for g, gc in zip(grads, grads_cast):
-        assert torch.equal(g, gc.float())
+    for g, gc in zip(grads, [g.float() for g in grads_cast] + [grads_cast[2]]):
+        assert torch.equal(g, gc)
 
 
 def test_autocast_on_the_op_itself():
@@ -121,3 +125,24 @@ def test_autocast_on_the_op_itself():
     expected, _ = torch.ops.cwrnn_ext.forward(*[a.to(torch.bfloat16) if isinstance(a, torch.Tensor) else a
                                                for a in args])
     assert torch.equal(output, expected)
+
+
+@pytest.mark.slow
+def test_autocast_compiles_to_the_same_results():
+    """torch.compile(fullgraph=True) of a layer inside torch.autocast: the op's autocast kernel is
+    traced, values and gradients equal eager."""
+    torch._dynamo.reset()
+    model = cwrnn_ext.ClockworkRNN(8, 40, periods=[1, 2, 4])
+    x = torch.randn(17, 3, 8)
+
+    def loss(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            output, h_n = model(x)
+        assert output.dtype == torch.bfloat16
+        return output.float().sum() + h_n.float().sum()
+
+    eager, compiled = loss(x), torch.compile(loss, fullgraph=True)(x)
+    assert torch.equal(eager, compiled)
+    params = list(model.parameters())
+    for a, b in zip(torch.autograd.grad(eager, params), torch.autograd.grad(compiled, params)):
+        assert torch.equal(a, b)
