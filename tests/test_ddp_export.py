@@ -67,6 +67,10 @@ def _ddp_worker(rank, port, path):
         history = train(model, x[half], y[half], lengths[half])
         if rank == 0:
             torch.save(history, path)
+        # Both ranks done before either tears gloo down: a rank destroying the group while the
+        # other's gloo threads still talk to it can abort that process ("terminate called without
+        # an active exception", seen once in a CI run).
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
