@@ -5,16 +5,13 @@
 #error "cwrnn_ext: Py_LIMITED_API must be defined (setup.py defines it where torch does not)"
 #endif
 #include <Python.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
 
 #include <cstring>
 #include <optional>
-#include <utility>
-#include <torch/library.h>
-
-#include <c10/util/Exception.h>
 
 #include "kernel_dtypes.h"
-
 #include "cpu/forward_path.h"
 #include "cpu/isa_dispatch.h"
 #include "cpu/memory_stats.h"
@@ -85,48 +82,28 @@ static const char* dtype_name(c10::ScalarType dtype) {
   }
 }
 
-// Sets dict[key] = value and drops the reference to value; false (with the error set) on failure.
-static bool set_item(PyObject* dict, const char* key, PyObject* value) {
-  const bool ok = value != nullptr && PyDict_SetItemString(dict, key, value) == 0;
-  Py_XDECREF(value);
-  return ok;
+// A new list of the names of the dtypes `op`'s kernel takes on `device` (null, error set, on failure).
+static PyObject* dtype_names(cwrnn::KernelOp op, c10::DeviceType device) {
+  const auto dtypes = cwrnn::kernel_dtypes(op, device);
+  PyObject* names = PyList_New(static_cast<Py_ssize_t>(dtypes.size()));
+  for (size_t i = 0; names != nullptr && i < dtypes.size(); ++i) {
+    PyObject* name = PyUnicode_FromString(dtype_name(dtypes[i]));
+    if (name == nullptr) Py_CLEAR(names);
+    else PyList_SetItem(names, static_cast<Py_ssize_t>(i), name);  // steals name
+  }
+  return names;
 }
 
 // _C.kernel_dtypes(): {"sequence" | "step": {"cpu" | "cuda": [dtype names]}}, kernel_dtypes.h's
 // table (what each device's kernel takes when it is built).
 static PyObject* kernel_dtypes(PyObject*, PyObject*) {
-  PyObject* table = PyDict_New();
-  if (table == nullptr) return nullptr;
-  const std::pair<const char*, cwrnn::KernelOp> ops[] = {{"sequence", cwrnn::KernelOp::kSequence},
-                                                         {"step", cwrnn::KernelOp::kStep}};
-  const std::pair<const char*, c10::DeviceType> devices[] = {{"cpu", c10::DeviceType::CPU},
-                                                             {"cuda", c10::DeviceType::CUDA}};
-  for (const auto& [op_name, op] : ops) {
-    PyObject* by_device = PyDict_New();
-    if (!set_item(table, op_name, by_device == nullptr ? nullptr : (Py_INCREF(by_device), by_device))) {
-      Py_XDECREF(by_device);
-      Py_DECREF(table);
-      return nullptr;
-    }
-    for (const auto& [device_name, device] : devices) {
-      const auto dtypes = cwrnn::kernel_dtypes(op, device);
-      PyObject* names = PyList_New(0);
-      bool ok = names != nullptr;
-      for (size_t i = 0; ok && i < dtypes.size(); ++i) {
-        PyObject* name = PyUnicode_FromString(dtype_name(dtypes[i]));
-        ok = name != nullptr && PyList_Append(names, name) == 0;
-        Py_XDECREF(name);
-      }
-      if (!ok || !set_item(by_device, device_name, names)) {
-        if (!ok) Py_XDECREF(names);
-        Py_DECREF(by_device);
-        Py_DECREF(table);
-        return nullptr;
-      }
-    }
-    Py_DECREF(by_device);
-  }
-  return table;
+  using cwrnn::KernelOp;
+  constexpr auto cpu = c10::DeviceType::CPU, cuda = c10::DeviceType::CUDA;
+  return Py_BuildValue("{s:{s:N,s:N},s:{s:N,s:N}}",
+                       "sequence", "cpu", dtype_names(KernelOp::kSequence, cpu),
+                       "cuda", dtype_names(KernelOp::kSequence, cuda),
+                       "step", "cpu", dtype_names(KernelOp::kStep, cpu),
+                       "cuda", dtype_names(KernelOp::kStep, cuda));
 }
 
 // _C.forward_path(steps, batch, hidden, groups, dtype_name): the path the CPU forward's rule
@@ -142,9 +119,7 @@ static PyObject* forward_path(PyObject*, PyObject* args) {
     PyErr_SetString(PyExc_ValueError, "forward_path: sizes must be >= 0, groups >= 1 and dtype a kernel dtype");
     return nullptr;
   }
-  const auto forced = cwrnn::force_forward_path(std::nullopt);
-  const auto path = cwrnn::choose_forward_path(steps, batch, hidden, static_cast<size_t>(groups), scalar_type);
-  cwrnn::force_forward_path(forced);
+  const auto path = cwrnn::forward_path_rule(steps, batch, hidden, static_cast<size_t>(groups), scalar_type);
   return PyUnicode_FromString(cwrnn::forward_path_name(path));
 }
 

@@ -121,11 +121,10 @@ def kernel_supports(device: torch.device, dtype: torch.dtype, op: str = "sequenc
 # The CPU forward chooses for itself between running a sequence step after step (time-major),
 # module after module (module-major) or, for a batch too small to split, as a two-thread pipeline
 # (csrc/cpu/forward_path.h). These read and steer that choice, for tests and benchmarks.
-FORWARD_PATHS = ("time_major", "module_major", "pipelined")
 
 
 def forward_path(steps: int, batch: int, hidden: int, num_groups: int, dtype=torch.float32) -> str:
-    """The path the CPU forward's rule picks for a sequence of this shape (ignoring force_forward_path)."""
+    """The path the CPU forward's rule picks for a sequence of this shape (ignoring forced_forward_path)."""
     return _C.forward_path(steps, batch, hidden, num_groups, str(dtype).replace("torch.", ""))
 
 

@@ -27,12 +27,11 @@ std::tuple<Tensor, Tensor> forward_cpu(const Tensor& input, const Tensor& hx,
   check_cpu_call(KernelOp::kSequence, input);
   check_forward_arguments(input, hx, weight_ih, weight_hh, bias, lengths);
   check_clocks_fit(t0, input.size(0));
-  const size_t groups = make_period_groups(periods, module_sizes, weight_hh.size(0)).size();
+  const auto groups = make_period_groups(periods, module_sizes, weight_hh.size(0));
   const ForwardPath path = choose_forward_path(input.size(0), input.size(1), weight_hh.size(0),
-                                               groups, input.scalar_type());
+                                               groups.size(), input.scalar_type());
   if (path == ForwardPath::kTimeMajor)
-    return time_major_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0,
-                              activation, lengths);
+    return time_major_forward(input, hx, weight_ih, weight_hh, bias, groups, t0, activation, lengths);
   return cpu_forward(input, hx, weight_ih, weight_hh, bias, periods, module_sizes, t0, activation,
                      lengths, path);  // sets its own thread count
 }

@@ -17,6 +17,11 @@ namespace {
 std::atomic<int> forced{-1};
 thread_local ForwardPath last = ForwardPath::kModuleMajor;
 
+// A batch too small to split over threads, with a few pieces of steps and two groups to overlap.
+bool pipelined(int64_t steps, int64_t batch, size_t groups) {
+  return batch < 2 * policy::kMinRowsPerThread && groups >= 2 && steps >= 4 * policy::kPipelineSteps;
+}
+
 bool has_step_kernel(c10::ScalarType dtype) {
   for (const auto d : kernel_dtypes(KernelOp::kStep, c10::DeviceType::CPU))
     if (d == dtype) return true;
@@ -40,19 +45,20 @@ std::optional<ForwardPath> forward_path_from_name(const char* name) {
   return std::nullopt;
 }
 
+ForwardPath forward_path_rule(int64_t steps, int64_t batch, int64_t hidden, size_t groups,
+                              c10::ScalarType dtype) {
+  const double cost = static_cast<double>(steps) * static_cast<double>(hidden) *
+                      std::pow(static_cast<double>(std::max<int64_t>(batch, 1)), policy::kTimeMajorBatchExponent);
+  if ((steps <= 1 || cost <= policy::kTimeMajorMaxCost) && has_step_kernel(dtype)) return ForwardPath::kTimeMajor;
+  return pipelined(steps, batch, groups) ? ForwardPath::kPipelined : ForwardPath::kModuleMajor;
+}
+
 ForwardPath choose_forward_path(int64_t steps, int64_t batch, int64_t hidden, size_t groups,
                                 c10::ScalarType dtype) {
   const int wanted = forced.load(std::memory_order_relaxed);
-  const bool time_major =
-      wanted >= 0 ? wanted == static_cast<int>(ForwardPath::kTimeMajor)
-                  : steps <= 1 || static_cast<double>(steps) * static_cast<double>(hidden) *
-                                          std::pow(static_cast<double>(std::max<int64_t>(batch, 1)),
-                                                   policy::kTimeMajorBatchExponent) <=
-                                      policy::kTimeMajorMaxCost;
-  if (time_major && has_step_kernel(dtype)) return ForwardPath::kTimeMajor;
-  const bool pipelined = batch < 2 * policy::kMinRowsPerThread && groups >= 2 &&
-                         steps >= 4 * policy::kPipelineSteps;
-  return pipelined ? ForwardPath::kPipelined : ForwardPath::kModuleMajor;
+  if (wanted < 0) return forward_path_rule(steps, batch, hidden, groups, dtype);
+  if (wanted == static_cast<int>(ForwardPath::kTimeMajor) && has_step_kernel(dtype)) return ForwardPath::kTimeMajor;
+  return pipelined(steps, batch, groups) ? ForwardPath::kPipelined : ForwardPath::kModuleMajor;
 }
 
 std::optional<ForwardPath> force_forward_path(std::optional<ForwardPath> path) {

@@ -25,6 +25,10 @@ std::optional<ForwardPath> forward_path_from_name(const char* name);
 // the dtype has a step kernel; else pipelined for a batch too small to split over threads, given a
 // few pieces of steps and two groups to overlap; else module-major. The pipeline runs only if the
 // call is given two threads (threads.h); otherwise the same call runs module-major, and says so.
+ForwardPath forward_path_rule(int64_t steps, int64_t batch, int64_t hidden, size_t groups,
+                              c10::ScalarType dtype);
+
+// The rule, or the forced path's family where force_forward_path set one: what a call takes.
 ForwardPath choose_forward_path(int64_t steps, int64_t batch, int64_t hidden, size_t groups,
                                 c10::ScalarType dtype);
 

@@ -19,6 +19,10 @@
 
 namespace cwrnn {
 
+namespace {
+
+using at::Tensor;
+
 // The multiply-adds of a forward's recurrences: each tick of a group reads the input and the
 // hidden columns [begin, H) for its k rows (threads_for_work's measure of a call).
 int64_t forward_macs(const std::vector<GroupTicks>& groups, int64_t batch, int64_t input_size, int64_t hidden) {
@@ -27,28 +31,21 @@ int64_t forward_macs(const std::vector<GroupTicks>& groups, int64_t batch, int64
   return macs;
 }
 
+// One group's backward recurrence over the whole batch, batch rows spread over the intra-op
+// threads. Rows of a sink belong to batch rows, so threads owning disjoint batch rows never collide.
 template <typename T, typename A>
 void run_backward(const BackwardRecurrence<T, A>& p) {
-  // Rows of a sink belong to batch rows, so threads owning disjoint batch rows never collide.
   at::parallel_for(0, p.batch, policy::kMinRowsPerThread,
                    [&](int64_t b0, int64_t b1) { run_backward_recurrence(p, b0, b1); });
 }
 
+// The groups' columns and ticks as fill_held_rows takes them.
 std::vector<HeldRowsGroup> held_rows_groups(const std::vector<GroupTicks>& groups) {
   std::vector<HeldRowsGroup> result;
   for (const GroupTicks& g : groups)
     result.push_back({g.group.begin, g.group.size(), g.first, g.group.period, g.ticks});
   return result;
 }
-
-template void run_backward(const BackwardRecurrence<float>&);
-template void run_backward(const BackwardRecurrence<double>&);
-template void run_backward(const BackwardRecurrence<c10::BFloat16, float>&);
-template void run_backward(const BackwardRecurrence<c10::Half, float>&);
-
-namespace {
-
-using at::Tensor;
 
 // Steps [step0, step0 + steps) and columns [c0, c0 + n) of out (T, B, H) as a (steps * B, n)
 // matrix with row stride H, which the GEMMs read and write in place.

@@ -57,12 +57,4 @@ T* mutable_rows_of(const at::Tensor& t) {
   return t.mutable_data_ptr<T>();
 }
 
-// The groups' columns and ticks as fill_held_rows takes them.
-std::vector<HeldRowsGroup> held_rows_groups(const std::vector<GroupTicks>& groups);
-
-// One group's backward recurrence over the whole batch, batch rows spread over the intra-op threads
-// (the forward runs all groups in one parallel region of its own: pipeline.h).
-template <typename T, typename A>
-void run_backward(const BackwardRecurrence<T, A>& p);
-
 }  // namespace cwrnn

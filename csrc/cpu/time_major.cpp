@@ -18,8 +18,7 @@ using at::Tensor;
 std::tuple<Tensor, Tensor> time_major_forward(const Tensor& input, const Tensor& hx,
                                               const Tensor& weight_ih, const Tensor& weight_hh,
                                               const std::optional<Tensor>& bias,
-                                              c10::IntArrayRef periods,
-                                              c10::IntArrayRef module_sizes, int64_t t0,
+                                              const std::vector<PeriodGroup>& groups, int64_t t0,
                                               Activation activation,
                                               const std::optional<Tensor>& lengths) {
   record_forward_path(ForwardPath::kTimeMajor);
@@ -31,7 +30,6 @@ std::tuple<Tensor, Tensor> time_major_forward(const Tensor& input, const Tensor&
     lengths_c = lengths->contiguous();
     length = lengths_c.const_data_ptr<int64_t>();
   }
-  const auto groups = make_period_groups(periods, module_sizes, H);
   const Tensor x = input.stride(2) == 1 || input.size(2) <= 1 ? input : input.contiguous();
   const Tensor h0 = rows_contiguous(hx);
   const Tensor w_ih = weight_ih.contiguous(), w_hh = weight_hh.contiguous();

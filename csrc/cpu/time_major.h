@@ -7,16 +7,18 @@
 
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "../schedule.h"
 
 namespace cwrnn {
 
-// As the `forward` op; arguments checked by the caller (check_forward_arguments, t0 + T fits).
+// As the `forward` op, for the layout's period groups (make_period_groups); arguments checked by
+// the caller (check_forward_arguments, t0 + T fits).
 std::tuple<at::Tensor, at::Tensor> time_major_forward(
     const at::Tensor& input, const at::Tensor& hx, const at::Tensor& weight_ih,
-    const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias, c10::IntArrayRef periods,
-    c10::IntArrayRef module_sizes, int64_t t0, Activation activation,
+    const at::Tensor& weight_hh, const std::optional<at::Tensor>& bias,
+    const std::vector<PeriodGroup>& groups, int64_t t0, Activation activation,
     const std::optional<at::Tensor>& lengths);
 
 }  // namespace cwrnn
