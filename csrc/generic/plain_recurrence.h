@@ -66,7 +66,7 @@ void forward(const Group<T>& p, const T* pre, const T* h0, T* out) {
     const T* state = h0 + b * H + p.begin;  // h_{n-1}: h0's columns, then the last tick's row
     for (int64_t s = 0; s < p.steps; ++s) {
       T* row = out + (s * B + b) * H + p.begin;
-      const bool ticks = s >= p.first && (s - p.first) % p.period == 0;
+      const bool ticks = ticks_at(s, p.first, p.period);
       if (!ticks) {
         for (int64_t c = 0; c < k; ++c) row[c] = state[c];
         continue;
